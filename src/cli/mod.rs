@@ -1,0 +1,62 @@
+//! The `anemllc` command line: a thin shell over the library. Exit codes: 0 success,
+//! 1 a conversion/run failure, 2 bad usage or bad input (including malformed IR).
+
+mod ir_commands;
+
+use clap::{Parser, Subcommand};
+
+/// anemllc — compile HuggingFace LLM checkpoints into Core ML ML Programs for the Apple
+/// Neural Engine.
+#[derive(Parser, Debug)]
+#[command(name = "anemllc", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Parse, verify and pretty-print an IR file (.air) in canonical form.
+    Fmt(ir_commands::FmtArgs),
+    /// Parse and verify an IR file; prints `ok` or the first violated rule.
+    Verify(ir_commands::VerifyArgs),
+}
+
+/// An error the CLI reports: a one-line message and an exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn input(message: impl Into<String>) -> Self {
+        CliError { code: 2, message: message.into() }
+    }
+
+    pub fn failure(message: impl Into<String>) -> Self {
+        CliError { code: 1, message: message.into() }
+    }
+}
+
+/// Runs the CLI on the process arguments and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let result = match cli.command {
+        Command::Fmt(args) => ir_commands::fmt(args),
+        Command::Verify(args) => ir_commands::verify(args),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            e.code
+        }
+    }
+}

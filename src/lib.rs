@@ -1,0 +1,6 @@
+//! anemllc: a compiler from HuggingFace LLM checkpoints to Core ML ML Programs for the
+//! Apple Neural Engine. See `docs/architecture.md` for the pipeline.
+
+pub mod cli;
+pub mod ir;
+pub mod util;
