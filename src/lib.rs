@@ -1,6 +1,8 @@
 //! anemllc: a compiler from HuggingFace LLM checkpoints to Core ML ML Programs for the
 //! Apple Neural Engine. See `docs/architecture.md` for the pipeline.
 
+pub mod checkpoint;
 pub mod cli;
+pub mod frontend;
 pub mod ir;
 pub mod util;

@@ -2,6 +2,7 @@
 //! 1 a conversion/run failure, 2 bad usage or bad input (including malformed IR).
 
 mod ir_commands;
+mod lower_command;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +21,9 @@ pub enum Command {
     Fmt(ir_commands::FmtArgs),
     /// Parse and verify an IR file; prints `ok` or the first violated rule.
     Verify(ir_commands::VerifyArgs),
+    /// Lower a HuggingFace checkpoint folder into framework-neutral IR (embed, per-layer
+    /// infer/prefill over a KV cache, LM head).
+    Lower(lower_command::LowerArgs),
 }
 
 /// An error the CLI reports: a one-line message and an exit code.
@@ -51,6 +55,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Fmt(args) => ir_commands::fmt(args),
         Command::Verify(args) => ir_commands::verify(args),
+        Command::Lower(args) => lower_command::lower(args),
     };
     match result {
         Ok(()) => 0,

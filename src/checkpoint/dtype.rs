@@ -1,0 +1,109 @@
+//! Supported storage dtypes and their conversion to f32.
+//!
+//! Decoding reads little-endian bytes element by element (`from_le_bytes`), so it needs no
+//! alignment of the mapped data and is correct on any host endianness. Every F16/BF16/F32
+//! value is exactly representable in f32, so conversion is exact (NaN payloads aside).
+
+use std::fmt;
+
+use half::{bf16, f16};
+use rayon::prelude::*;
+
+/// A storage dtype the checkpoint reader supports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StDType {
+    F32,
+    F16,
+    BF16,
+}
+
+impl StDType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            StDType::F32 => 4,
+            StDType::F16 | StDType::BF16 => 2,
+        }
+    }
+
+    /// The safetensors spelling (`F32`, `F16`, `BF16`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StDType::F32 => "F32",
+            StDType::F16 => "F16",
+            StDType::BF16 => "BF16",
+        }
+    }
+
+    /// Maps a safetensors dtype to a supported one; `None` for everything else.
+    pub(crate) fn from_safetensors(dtype: safetensors::Dtype) -> Option<StDType> {
+        match dtype {
+            safetensors::Dtype::F32 => Some(StDType::F32),
+            safetensors::Dtype::F16 => Some(StDType::F16),
+            safetensors::Dtype::BF16 => Some(StDType::BF16),
+            _ => None,
+        }
+    }
+
+    /// Decodes one element from exactly `self.size()` little-endian bytes.
+    #[inline]
+    pub(crate) fn decode(self, bytes: &[u8]) -> f32 {
+        match self {
+            StDType::F32 => f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+            StDType::F16 => f16::from_bits(u16::from_le_bytes([bytes[0], bytes[1]])).to_f32(),
+            StDType::BF16 => bf16::from_bits(u16::from_le_bytes([bytes[0], bytes[1]])).to_f32(),
+        }
+    }
+}
+
+impl fmt::Display for StDType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Elements per parallel work item; also the size below which decoding stays serial.
+pub(crate) const CHUNK: usize = 1 << 16;
+
+/// Decodes `bytes` (exactly `out.len() × dtype.size()` long) into `out`.
+///
+/// Large tensors are split into fixed chunks converted in parallel; each output element
+/// depends only on its own input bytes, so the result is deterministic.
+pub(crate) fn decode_into(dtype: StDType, bytes: &[u8], out: &mut [f32]) {
+    let size = dtype.size();
+    debug_assert_eq!(bytes.len(), out.len() * size);
+    let serial = |bytes: &[u8], out: &mut [f32]| {
+        for (dst, src) in out.iter_mut().zip(bytes.chunks_exact(size)) {
+            *dst = dtype.decode(src);
+        }
+    };
+    if out.len() <= CHUNK {
+        serial(bytes, out);
+    } else {
+        out.par_chunks_mut(CHUNK).zip(bytes.par_chunks(CHUNK * size)).for_each(|(out, bytes)| serial(bytes, out));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_each_dtype() {
+        assert_eq!(StDType::F32.decode(&1.5f32.to_le_bytes()), 1.5);
+        assert_eq!(StDType::F16.decode(&f16::from_f32(-2.0).to_le_bytes()), -2.0);
+        assert_eq!(StDType::BF16.decode(&bf16::from_f32(3.0).to_le_bytes()), 3.0);
+    }
+
+    #[test]
+    fn parallel_decode_matches_serial() {
+        let n = CHUNK * 3 + 17;
+        let values: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 1000.0).collect();
+        let bytes: Vec<u8> = values.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect();
+        let mut out = vec![0.0; n];
+        decode_into(StDType::BF16, &bytes, &mut out);
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(out[i], bf16::from_f32(*v).to_f32());
+        }
+    }
+}

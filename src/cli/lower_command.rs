@@ -1,0 +1,48 @@
+//! `anemllc lower MODEL_DIR -o model.air`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::CliError;
+use crate::frontend::{LowerError, LowerOptions, lower_checkpoint};
+use crate::ir::print_module;
+
+#[derive(Args, Debug)]
+pub struct LowerArgs {
+    /// HuggingFace checkpoint folder: config.json plus model.safetensors (or sharded
+    /// model-0000X-of-0000N.safetensors with model.safetensors.index.json).
+    pub model_dir: PathBuf,
+    /// Where to write the IR text (.air). Written atomically.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// KV-cache length C: the longest prompt + generation the model will handle.
+    #[arg(long, default_value_t = 512)]
+    pub context: usize,
+    /// Prefill batch B: prompt tokens processed per prefill call. C must be a multiple of B.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+}
+
+pub fn lower(args: LowerArgs) -> Result<(), CliError> {
+    let opts = LowerOptions { context: args.context, batch: args.batch };
+    let module = lower_checkpoint(&args.model_dir, &opts).map_err(|e| match e {
+        LowerError::Option(_) => CliError::input(e.to_string()),
+        LowerError::Internal { .. } => CliError::failure(e.to_string()),
+        _ => CliError::input(e.to_string()),
+    })?;
+    let text = print_module(&module);
+    crate::util::write_atomic(&args.output, text.as_bytes())
+        .map_err(|e| CliError::failure(format!("{}: cannot write: {e}", args.output.display())))?;
+    let ops: usize = module.functions.iter().map(|f| f.nodes.len()).sum();
+    eprintln!(
+        "lowered {} ({} layers) into {} functions, {} ops, {} weights → {}",
+        module.attr_str("arch").unwrap_or("?"),
+        module.attr_int("layers").unwrap_or(0),
+        module.functions.len(),
+        ops,
+        module.weights.len(),
+        args.output.display()
+    );
+    Ok(())
+}

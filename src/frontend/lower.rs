@@ -1,0 +1,230 @@
+//! `lower`: checkpoint folder → framework-neutral IR module (docs/module-conventions.md).
+
+use std::path::{Path, PathBuf};
+
+use super::config::ModelConfig;
+use super::decoder::{Dims, lower_embed, lower_layer, lower_lm_head};
+use super::spec::DecoderSpec;
+use super::{frontend_for, rope};
+use crate::checkpoint::{Checkpoint, CheckpointError, StDType};
+use crate::ir::{AttrValue, DType, Module, Recipe, TensorType, TypeError, Weight, verify_module};
+
+/// Options of `anemllc lower`.
+#[derive(Clone, Debug)]
+pub struct LowerOptions {
+    /// KV cache length C (and causal-mask width).
+    pub context: usize,
+    /// Prefill batch B.
+    pub batch: usize,
+}
+
+impl Default for LowerOptions {
+    fn default() -> Self {
+        LowerOptions { context: 512, batch: 64 }
+    }
+}
+
+/// Why lowering failed. Every message names the file, tensor or option at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum LowerError {
+    #[error(transparent)]
+    Config(#[from] super::config::ConfigError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("{dir}: tensor \"{tensor}\" is missing from the checkpoint (needed as {role})")]
+    MissingTensor { dir: PathBuf, tensor: String, role: String },
+    #[error("{file}: tensor \"{tensor}\" has shape {found:?}, expected {expected:?} ({role})")]
+    WrongShape { file: PathBuf, tensor: String, expected: Vec<usize>, found: Vec<usize>, role: String },
+    #[error("invalid option: {0}")]
+    Option(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("internal error: lowering produced ill-typed IR ({rule}: {message}); please report this")]
+    Internal { rule: String, message: String },
+}
+
+impl From<TypeError> for LowerError {
+    fn from(e: TypeError) -> Self {
+        LowerError::Internal { rule: e.rule, message: e.message }
+    }
+}
+
+fn validate_options(cfg: &ModelConfig, opts: &LowerOptions) -> Result<(), LowerError> {
+    if opts.context == 0 || opts.batch == 0 {
+        return Err(LowerError::Option("--context and --batch must be positive".into()));
+    }
+    if opts.batch > opts.context {
+        return Err(LowerError::Option(format!("--batch {} is larger than --context {}", opts.batch, opts.context)));
+    }
+    if opts.context % opts.batch != 0 {
+        return Err(LowerError::Option(format!(
+            "--context {} is not a multiple of --batch {} (prefill writes whole batches into the KV cache)",
+            opts.context, opts.batch
+        )));
+    }
+    if cfg.o_bias || cfg.mlp_bias {
+        return Err(LowerError::Unsupported(
+            "config.json: `mlp_bias`/o_proj bias = true is not supported yet (no supported architecture uses it)"
+                .into(),
+        ));
+    }
+    if cfg.head_dim % 2 != 0 {
+        return Err(LowerError::Option(format!(
+            "head_dim {} is odd; rotary embeddings need an even head_dim",
+            cfg.head_dim
+        )));
+    }
+    Ok(())
+}
+
+/// Declares checkpoint tensors as module weights, checking presence and shape.
+struct WeightTable<'c> {
+    ckpt: &'c Checkpoint,
+    dir: &'c Path,
+    weights: Vec<Weight>,
+}
+
+impl WeightTable<'_> {
+    fn declare(&mut self, tensor: &str, expected: &[usize], role: &str) -> Result<(), LowerError> {
+        if self.weights.iter().any(|w| w.name == tensor) {
+            return Ok(());
+        }
+        let info = self.ckpt.info(tensor).ok_or_else(|| LowerError::MissingTensor {
+            dir: self.dir.to_path_buf(),
+            tensor: tensor.to_string(),
+            role: role.to_string(),
+        })?;
+        if info.shape != expected {
+            return Err(LowerError::WrongShape {
+                file: info.file.clone(),
+                tensor: tensor.to_string(),
+                expected: expected.to_vec(),
+                found: info.shape.clone(),
+                role: role.to_string(),
+            });
+        }
+        let stored = match info.dtype {
+            StDType::F32 => DType::F32,
+            StDType::F16 => DType::F16,
+            StDType::BF16 => DType::BF16,
+        };
+        let source = Recipe::Checkpoint { tensor: tensor.to_string(), ty: TensorType::new(stored, expected.to_vec()) };
+        let recipe =
+            if stored == DType::F32 { source } else { Recipe::Cast { input: Box::new(source), dtype: DType::F32 } };
+        self.weights.push(Weight {
+            name: tensor.to_string(),
+            ty: TensorType::new(DType::F32, expected.to_vec()),
+            recipe,
+        });
+        Ok(())
+    }
+}
+
+fn declare_weights(t: &mut WeightTable, spec: &DecoderSpec, cfg: &ModelConfig) -> Result<(), LowerError> {
+    let (h, v, i) = (cfg.hidden, cfg.vocab, cfg.intermediate);
+    let (qd, kvd, hd) = (cfg.heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim, cfg.head_dim);
+    t.declare(&spec.embed_tokens, &[v, h], "token embeddings")?;
+    for (n, l) in spec.layers.iter().enumerate() {
+        let role = |what: &str| format!("layer {n} {what}");
+        t.declare(&l.input_norm, &[h], &role("input norm"))?;
+        t.declare(&l.q_proj, &[qd, h], &role("q projection"))?;
+        t.declare(&l.k_proj, &[kvd, h], &role("k projection"))?;
+        t.declare(&l.v_proj, &[kvd, h], &role("v projection"))?;
+        if let Some([qb, kb, vb]) = &l.qkv_bias {
+            t.declare(qb, &[qd], &role("q bias"))?;
+            t.declare(kb, &[kvd], &role("k bias"))?;
+            t.declare(vb, &[kvd], &role("v bias"))?;
+        }
+        if let Some([qn, kn]) = &l.qk_norm {
+            t.declare(qn, &[hd], &role("q norm"))?;
+            t.declare(kn, &[hd], &role("k norm"))?;
+        }
+        t.declare(&l.o_proj, &[h, qd], &role("o projection"))?;
+        t.declare(&l.post_attention_norm, &[h], &role("post-attention norm"))?;
+        t.declare(&l.gate_proj, &[i, h], &role("MLP gate projection"))?;
+        t.declare(&l.up_proj, &[i, h], &role("MLP up projection"))?;
+        t.declare(&l.down_proj, &[h, i], &role("MLP down projection"))?;
+    }
+    t.declare(&spec.final_norm, &[h], "final norm")?;
+    t.declare(&spec.lm_head, &[v, h], "LM head")?;
+    Ok(())
+}
+
+/// A module name made of the folder's base name, restricted to symbol characters.
+fn module_name(dir: &Path) -> String {
+    let base = dir.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let base = base.unwrap_or_else(|| "model".to_string());
+    let clean: String =
+        base.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '_' }).collect();
+    if clean.is_empty() { "model".into() } else { clean }
+}
+
+/// Lowers the checkpoint in `dir` into a verified module.
+pub fn lower_checkpoint(dir: &Path, opts: &LowerOptions) -> Result<Module, LowerError> {
+    let cfg = ModelConfig::from_dir(dir)?;
+    validate_options(&cfg, opts)?;
+    let ckpt = Checkpoint::open(dir)?;
+    lower_with(dir, &cfg, &ckpt, opts)
+}
+
+/// Lowers an opened checkpoint with its normalised config.
+pub fn lower_with(dir: &Path, cfg: &ModelConfig, ckpt: &Checkpoint, opts: &LowerOptions) -> Result<Module, LowerError> {
+    validate_options(cfg, opts)?;
+    let frontend = frontend_for(cfg.arch);
+    // transformers ties the head to the embeddings when the config says so, and a checkpoint
+    // without `lm_head.weight` can only be tied.
+    let tied = cfg.tie_word_embeddings || ckpt.info("lm_head.weight").is_none();
+    let spec = frontend.spec(cfg, tied);
+
+    let mut table = WeightTable { ckpt, dir, weights: Vec::new() };
+    declare_weights(&mut table, &spec, cfg)?;
+    let inv_freq = rope::inv_freq_for_context(cfg, opts.context);
+    let scale = rope::attention_scaling(cfg);
+    let mut weights = table.weights;
+    for (name, cos) in [("rope.cos", true), ("rope.sin", false)] {
+        let (inv_freq, len, dtype) = (inv_freq.clone(), opts.context, DType::F32);
+        let recipe = if cos {
+            Recipe::RopeCos { inv_freq, len, scale, dtype }
+        } else {
+            Recipe::RopeSin { inv_freq, len, scale, dtype }
+        };
+        weights.push(Weight {
+            name: name.into(),
+            ty: TensorType::new(DType::F32, vec![opts.context, cfg.head_dim]),
+            recipe,
+        });
+    }
+
+    let mut m = Module::new(module_name(dir));
+    m.weights = weights;
+    let int = |v: usize| AttrValue::Int(v as i64);
+    m.attrs.insert("arch".into(), AttrValue::Str(cfg.arch.name().into()));
+    m.attrs.insert("checkpoint".into(), AttrValue::Str(dir.to_string_lossy().into_owned()));
+    for (k, v) in [
+        ("hidden", cfg.hidden),
+        ("layers", cfg.layers),
+        ("heads", cfg.heads),
+        ("kv_heads", cfg.kv_heads),
+        ("head_dim", cfg.head_dim),
+        ("intermediate", cfg.intermediate),
+        ("vocab", cfg.vocab),
+        ("context", opts.context),
+        ("batch", opts.batch),
+    ] {
+        m.attrs.insert(k.into(), int(v));
+    }
+    m.attrs.insert("eos_token_ids".into(), AttrValue::Ints(cfg.eos_token_ids.iter().map(|&t| t as i64).collect()));
+
+    let d = Dims::new(cfg, opts.context, opts.batch);
+    let mut functions =
+        vec![lower_embed(&m, &spec, &d, "embed.infer", 1)?, lower_embed(&m, &spec, &d, "embed.prefill", opts.batch)?];
+    for (i, layer) in spec.layers.iter().enumerate() {
+        functions.push(lower_layer(&m, layer, &d, i, &format!("layer{i}.infer"), 1)?);
+        functions.push(lower_layer(&m, layer, &d, i, &format!("layer{i}.prefill"), opts.batch)?);
+    }
+    functions.push(lower_lm_head(&m, &spec, &d, "lm_head.infer", 1)?);
+    functions.push(lower_lm_head(&m, &spec, &d, "lm_head.prefill", opts.batch)?);
+    m.functions = functions;
+    verify_module(&m).map_err(|e| LowerError::Internal { rule: e.rule.clone(), message: e.to_string() })?;
+    Ok(m)
+}
