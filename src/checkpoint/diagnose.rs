@@ -165,7 +165,7 @@ fn check_entry<'a>(file: &Path, name: &'a str, value: &Value, data_len: u64) -> 
             tensor: name.to_string(),
             shape: entry.shape.clone(),
         })?;
-    if bits % 8 != 0 {
+    if !bits.is_multiple_of(8) {
         return Err(bad(format!("dtype {} × shape {:?} is not a whole number of bytes", entry.dtype, entry.shape)));
     }
     if end - start != bits / 8 {

@@ -17,11 +17,28 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 /// `eos_token_id` may be one id or a list of ids.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TokenIds {
     One(u32),
     Many(Vec<u32>),
+}
+
+impl<'de> Deserialize<'de> for TokenIds {
+    /// Untagged: an integer or a list of integers. Replaces serde's generic "did not match
+    /// any variant" message with one saying what is expected.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            One(u32),
+            Many(Vec<u32>),
+        }
+        match Repr::deserialize(deserializer) {
+            Ok(Repr::One(id)) => Ok(TokenIds::One(id)),
+            Ok(Repr::Many(ids)) => Ok(TokenIds::Many(ids)),
+            Err(_) => Err(serde::de::Error::custom("expected a token id (integer 0..2^32) or a list of token ids")),
+        }
+    }
 }
 
 /// `config.json` as written. Every field is optional; unknown fields are ignored.
@@ -409,7 +426,9 @@ impl Normaliser<'_> {
             Some(None) => (heads, ""),
             None => match arch {
                 Arch::Llama => (heads, ""),
-                Arch::Qwen2 | Arch::Qwen3 => (32, " (num_key_value_heads is absent; transformers' Qwen default is 32)"),
+                Arch::Qwen2 | Arch::Qwen3 => {
+                    (32, "; num_key_value_heads is absent and transformers' Qwen default is 32")
+                }
             },
         };
         let kv_heads = self.positive(kv_heads, "num_key_value_heads")?;

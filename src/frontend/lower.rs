@@ -56,7 +56,7 @@ fn validate_options(cfg: &ModelConfig, opts: &LowerOptions) -> Result<(), LowerE
     if opts.batch > opts.context {
         return Err(LowerError::Option(format!("--batch {} is larger than --context {}", opts.batch, opts.context)));
     }
-    if opts.context % opts.batch != 0 {
+    if !opts.context.is_multiple_of(opts.batch) {
         return Err(LowerError::Option(format!(
             "--context {} is not a multiple of --batch {} (prefill writes whole batches into the KV cache)",
             opts.context, opts.batch
@@ -68,7 +68,7 @@ fn validate_options(cfg: &ModelConfig, opts: &LowerOptions) -> Result<(), LowerE
                 .into(),
         ));
     }
-    if cfg.head_dim % 2 != 0 {
+    if !cfg.head_dim.is_multiple_of(2) {
         return Err(LowerError::Option(format!(
             "head_dim {} is odd; rotary embeddings need an even head_dim",
             cfg.head_dim

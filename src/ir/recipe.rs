@@ -63,7 +63,7 @@ impl Recipe {
             Recipe::Reshape { input, shape } => {
                 let t = input.infer_type()?;
                 let new = t.with_shape(shape.clone());
-                if new.numel() != t.numel() {
+                if new.checked_numel().is_none() || new.checked_numel() != t.checked_numel() {
                     return Err(format!(
                         "recipe reshape: {} has {} elements, shape {:?} has {}",
                         t,
@@ -105,7 +105,8 @@ impl Recipe {
                     if !compatible {
                         return Err(format!("recipe concat: {t} does not match {first} off axis {axis}"));
                     }
-                    shape[*axis] += t.shape[*axis];
+                    shape[*axis] =
+                        shape[*axis].checked_add(t.shape[*axis]).ok_or("recipe concat: concatenated size overflows")?;
                 }
                 Ok(first.with_shape(shape))
             }

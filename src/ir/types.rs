@@ -129,6 +129,11 @@ impl TensorType {
         self.shape.iter().fold(1usize, |acc, &d| acc.saturating_mul(d))
     }
 
+    /// Number of elements, or `None` if it overflows `usize`.
+    pub fn checked_numel(&self) -> Option<usize> {
+        self.shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+    }
+
     /// Size in bytes when densely packed (sub-byte types rounded up to whole bytes).
     pub fn byte_size(&self) -> u64 {
         (self.numel() as u64).saturating_mul(self.dtype.bits() as u64).div_ceil(8)

@@ -95,7 +95,7 @@ pub fn infer(op: &Op, operands: &[&Type], weight_type: &dyn Fn(&str) -> Option<T
         Op::Const { ty, data } => {
             tensors(name, operands, 0, 0)?;
             let n = data.len();
-            if n != 1 && n != ty.numel() {
+            if n != 1 && Some(n) != ty.checked_numel() {
                 return err(name, "count", format!("{ty} needs {} values (or 1 splat), got {n}", ty.numel()));
             }
             let ok = match data {
@@ -104,6 +104,16 @@ pub fn infer(op: &Op, operands: &[&Type], weight_type: &dyn Fn(&str) -> Option<T
             };
             if !ok {
                 return err(name, "dtype", format!("literal kind does not match {}", ty.dtype));
+            }
+            if let ConstData::Ints(values) = data {
+                let (lo, hi) = match ty.dtype {
+                    DType::Bool => (0, 1),
+                    DType::I32 => (i32::MIN as i64, i32::MAX as i64),
+                    _ => (i64::MIN, i64::MAX),
+                };
+                if let Some(v) = values.iter().find(|&&v| v < lo || v > hi) {
+                    return err(name, "range", format!("{v} does not fit {}", ty.dtype));
+                }
             }
             one(ty.clone())
         }
@@ -146,6 +156,9 @@ pub fn infer(op: &Op, operands: &[&Type], weight_type: &dyn Fn(&str) -> Option<T
             if !(x.dtype.is_float() || x.dtype.is_int()) {
                 return err(name, "numeric", format!("unsupported dtype {}", x.dtype));
             }
+            if matches!(op, Op::ReduceMean { .. }) && !x.dtype.is_float() {
+                return err(name, "float", format!("needs a float tensor, got {x}"));
+            }
             if axes.is_empty() {
                 return err(name, "axes", "needs at least one axis");
             }
@@ -169,7 +182,7 @@ pub fn infer(op: &Op, operands: &[&Type], weight_type: &dyn Fn(&str) -> Option<T
             if g.dtype != x.dtype || g.shape != [x.shape[a]] {
                 return err(name, "gain", format!("gain must be {}[{}], got {g}", x.dtype, x.shape[a]));
             }
-            if !(*eps >= 0.0) {
+            if eps.is_nan() || *eps < 0.0 {
                 return err(name, "eps", "eps must be non-negative");
             }
             one(x.clone())
@@ -181,7 +194,7 @@ pub fn infer(op: &Op, operands: &[&Type], weight_type: &dyn Fn(&str) -> Option<T
                 return err(name, "axes", "needs at least one axis");
             }
             axes_set(name, axes, t[0].rank())?;
-            if !(*eps >= 0.0) {
+            if eps.is_nan() || *eps < 0.0 {
                 return err(name, "eps", "eps must be non-negative");
             }
             one(t[0].clone())
@@ -243,7 +256,10 @@ pub fn infer(op: &Op, operands: &[&Type], weight_type: &dyn Fn(&str) -> Option<T
             if strides.len() != 2 || dilations.len() != 2 || pads.len() != 4 {
                 return err(name, "attrs", "strides and dilations need 2 entries, pads 4 (top, bottom, left, right)");
             }
-            if *groups == 0 || x.shape[1] % groups != 0 || w.shape[0] % groups != 0 || w.shape[1] * groups != x.shape[1]
+            if *groups == 0
+                || x.shape[1] % groups != 0
+                || w.shape[0] % groups != 0
+                || w.shape[1].checked_mul(*groups) != Some(x.shape[1])
             {
                 return err(
                     name,
@@ -261,8 +277,11 @@ pub fn infer(op: &Op, operands: &[&Type], weight_type: &dyn Fn(&str) -> Option<T
             }
             let mut spatial = [0usize; 2];
             for i in 0..2 {
-                let padded = x.shape[2 + i] + pads[2 * i] + pads[2 * i + 1];
-                let span = dilations[i] * (w.shape[2 + i].max(1) - 1) + 1;
+                let padded = x.shape[2 + i].checked_add(pads[2 * i]).and_then(|p| p.checked_add(pads[2 * i + 1]));
+                let span = dilations[i].checked_mul(w.shape[2 + i].max(1) - 1).and_then(|s| s.checked_add(1));
+                let (Some(padded), Some(span)) = (padded, span) else {
+                    return err(name, "window", "padding or dilation overflows");
+                };
                 if w.shape[2 + i] == 0 || padded < span {
                     return err(name, "window", format!("kernel {w} does not fit input {x}"));
                 }
@@ -273,7 +292,7 @@ pub fn infer(op: &Op, operands: &[&Type], weight_type: &dyn Fn(&str) -> Option<T
         Op::Reshape { shape } => {
             let t = tensors(name, operands, 1, 1)?;
             let new = t[0].with_shape(shape.clone());
-            if new.numel() != t[0].numel() {
+            if new.checked_numel().is_none() || new.checked_numel() != t[0].checked_numel() {
                 return err(
                     name,
                     "numel",
@@ -302,14 +321,18 @@ pub fn infer(op: &Op, operands: &[&Type], weight_type: &dyn Fn(&str) -> Option<T
                 if !ok {
                     return err(name, "match", format!("{x} does not match {first} off axis {axis}"));
                 }
-                shape[a] += x.shape[a];
+                shape[a] = match shape[a].checked_add(x.shape[a]) {
+                    Some(v) => v,
+                    None => return err(name, "match", "concatenated size overflows"),
+                };
             }
             one(first.with_shape(shape))
         }
         Op::Split { axis, sizes } => {
             let t = tensors(name, operands, 1, 1)?;
             let a = axis1(name, *axis, t[0].rank())?;
-            if sizes.is_empty() || sizes.contains(&0) || sizes.iter().sum::<usize>() != t[0].shape[a] {
+            let total = sizes.iter().try_fold(0usize, |acc, &v| acc.checked_add(v));
+            if sizes.is_empty() || sizes.contains(&0) || total != Some(t[0].shape[a]) {
                 return err(name, "sizes", format!("sizes {sizes:?} must be positive and sum to {}", t[0].shape[a]));
             }
             Ok(sizes
@@ -396,7 +419,7 @@ pub fn infer(op: &Op, operands: &[&Type], weight_type: &dyn Fn(&str) -> Option<T
         Op::Cast { dtype } => {
             let t = tensors(name, operands, 1, 1)?;
             if t[0].dtype.is_lut_index() || dtype.is_lut_index() {
-                return err(name, "dtype", "sub-byte index types cannot be cast");
+                return err(name, "dtype", "palettization index types (uint1 … uint8) cannot be cast");
             }
             one(t[0].with_dtype(*dtype))
         }

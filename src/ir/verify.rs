@@ -29,6 +29,28 @@ impl fmt::Display for VerifyError {
 
 impl std::error::Error for VerifyError {}
 
+/// `@symbol` characters (module, weight and function names).
+fn is_symbol(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// `%value` characters.
+fn is_local(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.".contains(c))
+}
+
+/// Identifiers (output names, attribute keys).
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Core ML and the ANE have no empty tensors; neither does the IR.
+fn has_zero_dim(t: &Type) -> bool {
+    t.tensor().shape.contains(&0)
+}
+
 /// Verifies a whole module; returns the first violation found.
 pub fn verify_module(m: &Module) -> Result<(), VerifyError> {
     let module_err = |location: String, rule: &str, message: String| VerifyError {
@@ -37,8 +59,24 @@ pub fn verify_module(m: &Module) -> Result<(), VerifyError> {
         rule: rule.into(),
         message,
     };
+    if !is_symbol(&m.name) {
+        return Err(module_err(format!("module @{}", m.name), "names.lexical", "not a valid @symbol".into()));
+    }
+    if let Some(k) = m.attrs.keys().find(|k| !is_ident(k)) {
+        return Err(module_err(format!("attribute {k:?}"), "names.lexical", "not a valid identifier".into()));
+    }
     let mut names = HashSet::new();
     for w in &m.weights {
+        if !is_symbol(&w.name) {
+            return Err(module_err(format!("weight @{}", w.name), "names.lexical", "not a valid @symbol".into()));
+        }
+        if w.ty.shape.contains(&0) {
+            return Err(module_err(
+                format!("weight @{}", w.name),
+                "types.zero-dim",
+                format!("{} has an empty axis", w.ty),
+            ));
+        }
         if !names.insert(w.name.as_str()) {
             return Err(module_err(format!("weight @{}", w.name), "module.unique-weight", "declared twice".into()));
         }
@@ -55,11 +93,35 @@ pub fn verify_module(m: &Module) -> Result<(), VerifyError> {
         }
     }
     let mut fnames = HashSet::new();
+    let mut states: std::collections::HashMap<&str, (&Type, &str)> = std::collections::HashMap::new();
     for f in &m.functions {
+        if !is_symbol(&f.name) {
+            return Err(module_err(format!("func @{}", f.name), "names.lexical", "not a valid @symbol".into()));
+        }
         if !fnames.insert(f.name.as_str()) {
             return Err(module_err(format!("func @{}", f.name), "module.unique-function", "defined twice".into()));
         }
         verify_function(m, f)?;
+        // Functions bind states by input name, so one name must mean one type module-wide.
+        for &input in &f.inputs {
+            let v = &f.values[input];
+            if !v.ty.is_state() {
+                continue;
+            }
+            match states.get(v.name.as_str()) {
+                Some((ty, other)) if *ty != &v.ty => {
+                    return Err(module_err(
+                        format!("state %{}", v.name),
+                        "module.state-type",
+                        format!("@{} declares {} but @{other} declares {ty}", f.name, v.ty),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    states.insert(v.name.as_str(), (&v.ty, f.name.as_str()));
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -75,8 +137,14 @@ pub fn verify_function(m: &Module, f: &Function) -> Result<(), VerifyError> {
     // Handles and definitions of every value.
     let mut names = HashSet::new();
     for (id, v) in f.values.iter() {
+        if !is_local(&v.name) {
+            return Err(err(format!("value %{}", v.name), "names.lexical", "not a valid %value name".into()));
+        }
         if !names.insert(v.name.as_str()) {
             return Err(err(format!("value %{}", v.name), "names.unique", "defined twice".into()));
+        }
+        if has_zero_dim(&v.ty) {
+            return Err(err(format!("value %{}", v.name), "types.zero-dim", format!("{} has an empty axis", v.ty)));
         }
         let consistent = match v.def {
             ValueDef::Input(i) => f.inputs.get(i) == Some(&id),
@@ -163,6 +231,9 @@ pub fn verify_function(m: &Module, f: &Function) -> Result<(), VerifyError> {
     let mut out_names = HashSet::new();
     for o in &f.outputs {
         let location = format!("output {}", o.name);
+        if !is_ident(&o.name) {
+            return Err(err(location, "names.lexical", "output names must be identifiers".into()));
+        }
         if !out_names.insert(o.name.as_str()) {
             return Err(err(location, "signature.unique-output", "output named twice".into()));
         }
