@@ -4,5 +4,7 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod frontend;
+pub mod interp;
 pub mod ir;
 pub mod util;
+pub mod weights;

@@ -3,6 +3,7 @@
 
 mod ir_commands;
 mod lower_command;
+mod run_command;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,10 @@ pub enum Command {
     /// Lower a HuggingFace checkpoint folder into framework-neutral IR (embed, per-layer
     /// infer/prefill over a KV cache, LM head).
     Lower(lower_command::LowerArgs),
+    /// Run a module with the reference interpreter (CPU): prefill the prompt in batches,
+    /// decode greedily, print the generated token ids, optionally write every position's
+    /// logits as .npy.
+    Run(run_command::RunArgs),
 }
 
 /// An error the CLI reports: a one-line message and an exit code.
@@ -56,6 +61,7 @@ pub fn main() -> i32 {
         Command::Fmt(args) => ir_commands::fmt(args),
         Command::Verify(args) => ir_commands::verify(args),
         Command::Lower(args) => lower_command::lower(args),
+        Command::Run(args) => run_command::run(args),
     };
     match result {
         Ok(()) => 0,

@@ -1,0 +1,74 @@
+//! Which functions a [`Session`](super::Session) runs, discovered by name.
+
+use crate::ir::Module;
+
+use super::super::InterpError;
+
+/// The functions of one forward pass, for single-token decode (`infer`) and batched
+/// prefill (`prefill`).
+///
+/// Invariant: every name refers to a function of the module, and `infer_blocks` and
+/// `prefill_blocks` have the same non-zero length.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub embed_infer: String,
+    pub embed_prefill: String,
+    /// `layer{i}.infer` for i = 0, 1, … — or `chunk{k}.infer` in a split module.
+    pub infer_blocks: Vec<String>,
+    pub prefill_blocks: Vec<String>,
+    pub head_infer: String,
+    pub head_prefill: String,
+}
+
+fn require(module: &Module, name: &str) -> Result<String, InterpError> {
+    match module.function(name) {
+        Some(_) => Ok(name.to_string()),
+        None => Err(InterpError::Driver(format!("the module has no function @{name}"))),
+    }
+}
+
+/// `{prefix}{i}.infer` / `{prefix}{i}.prefill` for i = 0, 1, … while they exist.
+fn blocks(module: &Module, prefix: &str) -> Result<(Vec<String>, Vec<String>), InterpError> {
+    let (mut infer, mut prefill) = (Vec::new(), Vec::new());
+    for i in 0.. {
+        let (a, b) = (format!("{prefix}{i}.infer"), format!("{prefix}{i}.prefill"));
+        match (module.function(&a).is_some(), module.function(&b).is_some()) {
+            (true, true) => {
+                infer.push(a);
+                prefill.push(b);
+            }
+            (false, false) => break,
+            (true, false) => return Err(InterpError::Driver(format!("@{a} exists but @{b} does not"))),
+            (false, true) => return Err(InterpError::Driver(format!("@{b} exists but @{a} does not"))),
+        }
+    }
+    Ok((infer, prefill))
+}
+
+/// Discovers the plan: `chunk{k}.*` functions if the module has `chunk0.infer` or
+/// `chunk0.prefill` (a split module), else `layer{i}.*`, whose count must equal the
+/// `layers` attribute when that is present.
+pub fn discover(module: &Module) -> Result<Plan, InterpError> {
+    let split = module.function("chunk0.infer").is_some() || module.function("chunk0.prefill").is_some();
+    let (infer_blocks, prefill_blocks) = blocks(module, if split { "chunk" } else { "layer" })?;
+    if infer_blocks.is_empty() {
+        return Err(InterpError::Driver("the module has no layer0.infer/prefill or chunk0.infer/prefill".into()));
+    }
+    if !split
+        && let Some(layers) = module.attr_int("layers")
+        && usize::try_from(layers).ok() != Some(infer_blocks.len())
+    {
+        return Err(InterpError::Driver(format!(
+            "attribute layers = {layers} but the module has {} layer functions",
+            infer_blocks.len()
+        )));
+    }
+    Ok(Plan {
+        embed_infer: require(module, "embed.infer")?,
+        embed_prefill: require(module, "embed.prefill")?,
+        infer_blocks,
+        prefill_blocks,
+        head_infer: require(module, "lm_head.infer")?,
+        head_prefill: require(module, "lm_head.prefill")?,
+    })
+}

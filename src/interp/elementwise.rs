@@ -1,0 +1,124 @@
+//! Elementwise ops: the broadcasting binaries (`add` … `minimum`) and the unaries (`neg`,
+//! `sqrt`, `rsqrt`, `exp`, `sigmoid`, `silu`, `gelu`).
+//!
+//! Floats: `+ − · /` are computed in f32 and rounded to the dtype; that is the correctly
+//! rounded result for fp16/bf16 too (f32 has ≥ 2p + 2 bits, so double rounding is
+//! innocuous). Transcendentals are computed in f64 and rounded once. nan propagates through
+//! `maximum`/`minimum`. Integers: `int32`/`int64` arithmetic wraps, division truncates toward
+//! zero, and an integer divisor of 0 is a run-time error.
+
+use ndarray::{ArrayD, IxDyn, Zip};
+
+use crate::ir::typing::broadcast_shapes;
+use crate::ir::{GeluMode, Op};
+
+use super::erf::std_normal_cdf;
+use super::kernel::{OpResult, Pair, float_result, floats, int_result, pair};
+use super::tensor::{Data, Tensor, round_f64};
+
+fn zip_broadcast<T: Copy, U>(
+    a: &ArrayD<T>,
+    b: &ArrayD<T>,
+    shape: &[usize],
+    f: impl FnMut(T, T) -> U,
+) -> OpResult<ArrayD<U>> {
+    let mut f = f;
+    let (Some(av), Some(bv)) = (a.broadcast(IxDyn(shape)), b.broadcast(IxDyn(shape))) else {
+        return Err(format!("{:?} and {:?} do not broadcast", a.shape(), b.shape()));
+    };
+    Ok(Zip::from(&av).and(&bv).map_collect(|&x, &y| f(x, y)))
+}
+
+fn nan_max(x: f32, y: f32) -> f32 {
+    if x.is_nan() || y.is_nan() { f32::NAN } else { x.max(y) }
+}
+
+fn nan_min(x: f32, y: f32) -> f32 {
+    if x.is_nan() || y.is_nan() { f32::NAN } else { x.min(y) }
+}
+
+/// `add`, `sub`, `mul`, `div`, `pow`, `maximum`, `minimum` with numpy broadcasting.
+pub fn binary(op: &Op, a: &Tensor, b: &Tensor) -> OpResult {
+    let shape = broadcast_shapes(a.shape(), b.shape())
+        .ok_or_else(|| format!("{} and {} do not broadcast", a.tensor_type(), b.tensor_type()))?;
+    let dtype = a.dtype();
+    match pair(a, b)? {
+        Pair::Float(x, y) => {
+            let out = match op {
+                Op::Add => zip_broadcast(x, y, &shape, |p, q| p + q)?,
+                Op::Sub => zip_broadcast(x, y, &shape, |p, q| p - q)?,
+                Op::Mul => zip_broadcast(x, y, &shape, |p, q| p * q)?,
+                Op::Div => zip_broadcast(x, y, &shape, |p, q| p / q)?,
+                Op::Pow => zip_broadcast(x, y, &shape, |p, q| f64::from(p).powf(f64::from(q)) as f32)?,
+                Op::Maximum => zip_broadcast(x, y, &shape, nan_max)?,
+                Op::Minimum => zip_broadcast(x, y, &shape, nan_min)?,
+                other => return Err(format!("`{}` is not a binary elementwise op", other.name())),
+            };
+            float_result(dtype, out)
+        }
+        Pair::Int(x, y) => {
+            let mut div_by_zero = false;
+            let out = match op {
+                Op::Add => zip_broadcast(x, y, &shape, i64::wrapping_add)?,
+                Op::Sub => zip_broadcast(x, y, &shape, i64::wrapping_sub)?,
+                Op::Mul => zip_broadcast(x, y, &shape, i64::wrapping_mul)?,
+                Op::Div => zip_broadcast(x, y, &shape, |p, q| {
+                    if q == 0 {
+                        div_by_zero = true;
+                        0
+                    } else {
+                        p.wrapping_div(q)
+                    }
+                })?,
+                Op::Maximum => zip_broadcast(x, y, &shape, i64::max)?,
+                Op::Minimum => zip_broadcast(x, y, &shape, i64::min)?,
+                other => return Err(format!("`{}` does not accept {dtype}", other.name())),
+            };
+            if div_by_zero {
+                return Err("integer division by zero".into());
+            }
+            int_result(dtype, out)
+        }
+    }
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// GELU in f64. Exact mode uses [`std_normal_cdf`] (see `erf.rs` for its accuracy).
+pub fn gelu(mode: GeluMode, x: f64) -> f64 {
+    match mode {
+        GeluMode::Exact => x * std_normal_cdf(x),
+        GeluMode::Tanh => {
+            let k = (2.0 / std::f64::consts::PI).sqrt();
+            0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
+        }
+    }
+}
+
+/// `neg`, `sqrt`, `rsqrt`, `exp`, `sigmoid`, `silu`, `gelu`. Infinite inputs follow the IEEE
+/// evaluation of the formulas as written (so `silu(−inf)` and `gelu(−inf)` are nan, like
+/// PyTorch's `x · σ(x)` evaluation).
+pub fn unary(op: &Op, x: &Tensor) -> OpResult {
+    let dtype = x.dtype();
+    if let (Op::Neg, Data::Int(a)) = (op, x.data()) {
+        return int_result(dtype, a.mapv(i64::wrapping_neg));
+    }
+    let a = floats(x)?;
+    if let Op::Neg = op {
+        // Exact: flips the sign bit (also of nan and zero).
+        return float_result(dtype, a.mapv(|v| -v));
+    }
+    let f: fn(f64) -> f64 = match op {
+        Op::Sqrt => f64::sqrt,
+        Op::Rsqrt => |v| 1.0 / v.sqrt(),
+        Op::Exp => f64::exp,
+        Op::Sigmoid => sigmoid,
+        Op::Silu => |v| v * sigmoid(v),
+        Op::Gelu { mode: GeluMode::Exact } => |v| gelu(GeluMode::Exact, v),
+        Op::Gelu { mode: GeluMode::Tanh } => |v| gelu(GeluMode::Tanh, v),
+        other => return Err(format!("`{}` is not a unary elementwise op", other.name())),
+    };
+    float_result(dtype, a.mapv(|v| round_f64(dtype, f(f64::from(v)))))
+}

@@ -1,0 +1,304 @@
+//! [`evaluate`]: runs one function of a module on concrete inputs.
+//!
+//! Per call:
+//! 1. every tensor input is bound by name and must match its declared type exactly; every
+//!    state input is bound by its *input name* to an entry of the caller's state map, whose
+//!    tensor must match the state's declared type; unknown input names are errors;
+//! 2. the body runs in SSA order. Before each op its typing rule is re-applied to the actual
+//!    operand types and must reproduce the declared result types; after it, each result must
+//!    have exactly its declared type (shape and dtype). So kernels can rely on their typing
+//!    preconditions, and a kernel bug cannot silently propagate;
+//! 3. values are dropped after their last use (weights and states are shared `Arc`s, so no
+//!    big tensor is copied except where an op changes it);
+//! 4. state effects happen in program order, on a private copy of the state bindings that is
+//!    committed to the caller's map only if the whole call succeeds: a failing call leaves
+//!    the states exactly as they were.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::ir::typing::infer;
+use crate::ir::{Function, Module, Node, Op, Type, ValueId};
+use crate::weights::WeightCache;
+
+use super::dispatch::apply;
+use super::error::InterpError;
+use super::index::slice_update;
+use super::tensor::Tensor;
+
+/// What a value is bound to during a call.
+#[derive(Clone)]
+enum Slot {
+    Tensor(Arc<Tensor>),
+    /// Index into the call's state bindings.
+    State(usize),
+}
+
+/// One state input of the call: the caller's tensor and the current content.
+struct StateBinding {
+    name: String,
+    original: Arc<Tensor>,
+    current: Arc<Tensor>,
+}
+
+/// Evaluates `func_name` of `module`. See the module docs for binding and checking rules.
+/// Returns the outputs by output name.
+pub fn evaluate(
+    module: &Module,
+    func_name: &str,
+    inputs: &HashMap<String, Tensor>,
+    states: &mut HashMap<String, Tensor>,
+    weights: &WeightCache,
+) -> Result<HashMap<String, Tensor>, InterpError> {
+    let f = module.function(func_name).ok_or_else(|| InterpError::UnknownFunction { func: func_name.to_string() })?;
+    let input_err =
+        |input: &str, message: String| InterpError::Input { func: f.name.clone(), input: input.to_string(), message };
+
+    // Validate every binding before touching the caller's state map.
+    let mut declared = Vec::with_capacity(f.inputs.len());
+    for (i, &id) in f.inputs.iter().enumerate() {
+        let v = f.values.try_get(id).ok_or_else(|| input_err(&format!("#{i}"), "invalid value handle".into()))?;
+        let (map_name, given) = match &v.ty {
+            Type::Tensor(_) => ("inputs", inputs.get(&v.name)),
+            Type::State(_) => ("states", states.get(&v.name)),
+        };
+        let Some(t) = given else {
+            return Err(input_err(&v.name, format!("not bound (expected {} in the {map_name} map)", v.ty)));
+        };
+        if &t.tensor_type() != v.ty.tensor() {
+            return Err(input_err(&v.name, format!("declared {} but given {}", v.ty, t.tensor_type())));
+        }
+        declared.push((id, v));
+    }
+    for name in inputs.keys() {
+        match declared.iter().find(|(_, v)| &v.name == name) {
+            Some((_, v)) if v.ty.is_state() => {
+                return Err(input_err(name, "is a state input: bind it in the states map".into()));
+            }
+            Some(_) => {}
+            None => return Err(input_err(name, "the function has no input of this name".into())),
+        }
+    }
+
+    let mut env: Vec<Option<Slot>> = vec![None; f.values.len()];
+    let mut bindings = Vec::new();
+    for (id, v) in declared {
+        let slot = if v.ty.is_state() {
+            // Present: validated above (a missing one would surface as an undefined operand).
+            let Some(t) = states.remove(&v.name).map(Arc::new) else { continue };
+            bindings.push(StateBinding { name: v.name.clone(), original: t.clone(), current: t });
+            Slot::State(bindings.len() - 1)
+        } else {
+            let Some(t) = inputs.get(&v.name) else { continue };
+            Slot::Tensor(Arc::new(t.clone()))
+        };
+        env[id.index()] = Some(slot);
+    }
+
+    let result = run_body(module, f, env, &mut bindings, weights);
+    let ok = result.is_ok();
+    for b in bindings {
+        let keep = if ok { b.current } else { b.original };
+        states.insert(b.name, Arc::try_unwrap(keep).unwrap_or_else(|shared| (*shared).clone()));
+    }
+    result
+}
+
+/// For each value (by index), the index of the last node that uses it; outputs are never
+/// released (`usize::MAX`); unused values are released right after their definition.
+fn last_uses(f: &Function) -> Vec<usize> {
+    let mut last = vec![0usize; f.values.len()];
+    for (node_id, node) in f.nodes.iter() {
+        for &r in &node.results {
+            if let Some(slot) = last.get_mut(r.index()) {
+                *slot = node_id.index();
+            }
+        }
+        for &o in &node.operands {
+            if let Some(slot) = last.get_mut(o.index()) {
+                *slot = (*slot).max(node_id.index());
+            }
+        }
+    }
+    for o in &f.outputs {
+        if let Some(slot) = last.get_mut(o.value.index()) {
+            *slot = usize::MAX;
+        }
+    }
+    last
+}
+
+fn run_body(
+    module: &Module,
+    f: &Function,
+    mut env: Vec<Option<Slot>>,
+    bindings: &mut [StateBinding],
+    weights: &WeightCache,
+) -> Result<HashMap<String, Tensor>, InterpError> {
+    let last = last_uses(f);
+    let weight_type = |name: &str| module.weight(name).map(|w| w.ty.clone());
+    for (node_id, node) in f.nodes.iter() {
+        let index = node_id.index();
+        let fail = |message: String| op_error(f, index, node, message);
+
+        // Bind operands and re-check the typing rule on the actual types.
+        let mut args = Vec::with_capacity(node.operands.len());
+        let mut types = Vec::with_capacity(node.operands.len());
+        for &o in &node.operands {
+            let slot = env.get(o.index()).cloned().flatten().ok_or_else(|| {
+                let name = f.values.try_get(o).map_or("?", |v| v.name.as_str());
+                fail(format!("operand %{name} is not defined before this op"))
+            })?;
+            types.push(match &slot {
+                Slot::Tensor(t) => Type::Tensor(t.tensor_type()),
+                Slot::State(k) => Type::State(bindings[*k].current.tensor_type()),
+            });
+            args.push(slot);
+        }
+        let declared: Vec<&Type> = node
+            .results
+            .iter()
+            .map(|&r| f.values.try_get(r).map(|v| &v.ty))
+            .collect::<Option<_>>()
+            .ok_or_else(|| fail("invalid result handle".into()))?;
+        let type_refs: Vec<&Type> = types.iter().collect();
+        let inferred = infer(&node.op, &type_refs, &weight_type)
+            .map_err(|e| fail(format!("[{}] {} (actual operand types)", e.rule, e.message)))?;
+        if inferred.iter().ne(declared.iter().copied()) {
+            return Err(fail(format!(
+                "the operands give result types {} but {} are declared",
+                list(&inferred),
+                list(&declared.iter().map(|t| (*t).clone()).collect::<Vec<_>>())
+            )));
+        }
+
+        // Release operands at their last use (so `slice_update` may own its destination).
+        for &o in &node.operands {
+            if last.get(o.index()) == Some(&index) {
+                env[o.index()] = None;
+            }
+        }
+
+        let results = execute(node, args, bindings, weights).map_err(|e| match e {
+            ExecError::Op(message) => fail(message),
+            ExecError::Weight(weight, source) => {
+                InterpError::Weight { func: f.name.clone(), index, weight, source: Box::new(source) }
+            }
+        })?;
+
+        if results.len() != node.results.len() {
+            return Err(fail(format!("produced {} results, {} declared", results.len(), node.results.len())));
+        }
+        for ((&r, t), want) in node.results.iter().zip(results).zip(&declared) {
+            if &t.tensor_type() != want.tensor() || want.is_state() {
+                return Err(fail(format!("result {} does not match the declared {want}", t.tensor_type())));
+            }
+            if last.get(r.index()).is_some_and(|&l| l > index) {
+                env[r.index()] = Some(Slot::Tensor(t));
+            }
+        }
+    }
+    collect_outputs(f, env)
+}
+
+fn collect_outputs(f: &Function, mut env: Vec<Option<Slot>>) -> Result<HashMap<String, Tensor>, InterpError> {
+    let mut found = Vec::with_capacity(f.outputs.len());
+    for o in &f.outputs {
+        let err = |message: &str| InterpError::Output {
+            func: f.name.clone(),
+            output: o.name.clone(),
+            message: message.to_string(),
+        };
+        match env.get(o.value.index()).cloned().flatten() {
+            Some(Slot::Tensor(t)) => {
+                if Type::Tensor(t.tensor_type()) != o.ty {
+                    return Err(err(&format!("declared {} but the value is {}", o.ty, t.tensor_type())));
+                }
+                found.push((o.name.clone(), t));
+            }
+            Some(Slot::State(_)) => return Err(err("a state cannot be returned")),
+            None => return Err(err("returns an undefined value")),
+        }
+    }
+    env.clear();
+    let mut out = HashMap::with_capacity(found.len());
+    for (name, t) in found {
+        if out.contains_key(&name) {
+            return Err(InterpError::Output { func: f.name.clone(), output: name, message: "returned twice".into() });
+        }
+        out.insert(name, Arc::try_unwrap(t).unwrap_or_else(|shared| (*shared).clone()));
+    }
+    Ok(out)
+}
+
+enum ExecError {
+    Op(String),
+    Weight(String, crate::weights::WeightError),
+}
+
+impl From<String> for ExecError {
+    fn from(message: String) -> Self {
+        ExecError::Op(message)
+    }
+}
+
+fn tensor_arg(args: &[Slot], i: usize) -> Result<&Arc<Tensor>, ExecError> {
+    match args.get(i) {
+        Some(Slot::Tensor(t)) => Ok(t),
+        _ => Err(ExecError::Op(format!("operand #{i} must be a tensor"))),
+    }
+}
+
+fn state_arg(args: &[Slot], i: usize) -> Result<usize, ExecError> {
+    match args.get(i) {
+        Some(Slot::State(k)) => Ok(*k),
+        _ => Err(ExecError::Op(format!("operand #{i} must be a state"))),
+    }
+}
+
+/// Runs one node on bound operands.
+fn execute(
+    node: &Node,
+    args: Vec<Slot>,
+    bindings: &mut [StateBinding],
+    weights: &WeightCache,
+) -> Result<Vec<Arc<Tensor>>, ExecError> {
+    match &node.op {
+        Op::Weight { name } => Ok(vec![weights.get(name).map_err(|e| ExecError::Weight(name.clone(), e))?]),
+        Op::ReadState => Ok(vec![bindings[state_arg(&args, 0)?].current.clone()]),
+        Op::WriteState => {
+            let k = state_arg(&args, 0)?;
+            bindings[k].current = tensor_arg(&args, 1)?.clone();
+            Ok(Vec::new())
+        }
+        Op::SliceUpdate => {
+            let mut it = args.into_iter();
+            match (it.next(), it.next(), it.next()) {
+                (Some(Slot::Tensor(x)), Some(Slot::Tensor(u)), Some(Slot::Tensor(b))) => {
+                    Ok(vec![Arc::new(slice_update(x, &u, &b)?)])
+                }
+                _ => Err(ExecError::Op("expects three tensor operands".into())),
+            }
+        }
+        op => {
+            let tensors: Vec<&Tensor> =
+                (0..args.len()).map(|i| tensor_arg(&args, i).map(|t| t.as_ref())).collect::<Result<_, _>>()?;
+            Ok(apply(op, &tensors)?.into_iter().map(Arc::new).collect())
+        }
+    }
+}
+
+fn op_error(f: &Function, index: usize, node: &Node, message: String) -> InterpError {
+    let result = node
+        .results
+        .first()
+        .and_then(|&r: &ValueId| f.values.try_get(r))
+        .map(|v| format!(" (%{})", v.name))
+        .unwrap_or_default();
+    InterpError::Op { func: f.name.clone(), index, op: node.op.name(), result, message }
+}
+
+fn list(types: &[Type]) -> String {
+    let items: Vec<String> = types.iter().map(ToString::to_string).collect();
+    format!("({})", items.join(", "))
+}

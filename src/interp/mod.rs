@@ -1,0 +1,31 @@
+//! The reference interpreter: evaluates IR functions on concrete tensors with ndarray, in
+//! f32 arithmetic (f64 for accumulations and transcendentals), rounding fp16/bf16 results
+//! after every op as `ir-spec/ops.md` prescribes.
+//!
+//! - [`tensor`]: [`Tensor`], the run-time value, and dtype rounding.
+//! - [`evaluate`]: runs one function (inputs and states bound by name).
+//! - [`driver`]: [`Session`], the ANEMLL driving protocol of `docs/module-conventions.md`
+//!   (prefill, decode, teacher forcing, greedy generation).
+//! - one file per op family: `elementwise`, `reduce`, `norm`, `linalg`, `conv`, `shape`,
+//!   `index`, `cast`; `erf` is the error function behind exact GELU.
+
+mod cast;
+mod conv;
+mod dispatch;
+pub mod driver;
+mod elementwise;
+pub mod erf;
+mod error;
+mod eval;
+mod index;
+mod kernel;
+mod linalg;
+mod norm;
+mod reduce;
+mod shape;
+pub mod tensor;
+
+pub use driver::Session;
+pub use error::InterpError;
+pub use eval::evaluate;
+pub use tensor::{Data, Tensor, TensorError};

@@ -1,0 +1,102 @@
+//! Evaluating a weight [`Recipe`] against a [`TensorSource`].
+//!
+//! Every recipe node yields a float tensor (recipe typing only admits float tensors, and a
+//! `checkpoint` leaf with a non-float dtype is rejected as unsupported). The recipe is
+//! type-checked with `Recipe::infer_type` before anything is read, so the shape arithmetic
+//! below cannot go out of range; the result's type equals the inferred type.
+
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
+
+use crate::interp::Tensor;
+use crate::interp::tensor::round_f64;
+use crate::ir::{DType, Recipe};
+
+use super::rope::{Trig, rope_table};
+use super::{TensorSource, WeightError};
+
+/// Produces the tensor a recipe describes.
+///
+/// - `checkpoint`: the source tensor's shape must equal the declared shape (else
+///   [`WeightError::Shape`] naming the tensor). Values arrive as f32; the declared dtype
+///   (bf16/fp16/fp32) only fixes the result dtype — the values are rounded to it, which is
+///   the identity when the checkpoint really stores that dtype.
+/// - `cast`: round to nearest even; `reshape`/`transpose`/`slice`/`concat`: element moves;
+///   `scale`: each element times `factor` in f64, rounded once; `rope_cos`/`rope_sin`: see
+///   [`rope_table`].
+pub fn materialize(recipe: &Recipe, src: &dyn TensorSource) -> Result<Tensor, WeightError> {
+    let ty = recipe.infer_type().map_err(|message| WeightError::Recipe { message })?;
+    let out = eval(recipe, src)?;
+    if out.tensor_type() != ty {
+        return Err(WeightError::Recipe {
+            message: format!("internal: recipe produced {} instead of {ty}", out.tensor_type()),
+        });
+    }
+    Ok(out)
+}
+
+fn internal(message: impl Into<String>) -> WeightError {
+    WeightError::Recipe { message: message.into() }
+}
+
+fn floats(t: &Tensor) -> Result<&ArrayD<f32>, WeightError> {
+    t.as_f32().ok_or_else(|| internal(format!("expected a float tensor, got {}", t.tensor_type())))
+}
+
+fn build(dtype: DType, a: ArrayD<f32>) -> Result<Tensor, WeightError> {
+    Tensor::from_float_array(dtype, a).map_err(|e| internal(e.to_string()))
+}
+
+fn reshape(a: ArrayViewD<'_, f32>, shape: &[usize]) -> Result<ArrayD<f32>, WeightError> {
+    ArrayD::from_shape_vec(IxDyn(shape), a.iter().copied().collect()).map_err(|e| internal(e.to_string()))
+}
+
+fn eval(recipe: &Recipe, src: &dyn TensorSource) -> Result<Tensor, WeightError> {
+    match recipe {
+        Recipe::Checkpoint { tensor, ty } => {
+            if !ty.dtype.is_float() {
+                return Err(WeightError::Unsupported {
+                    message: format!("checkpoint tensor {tensor:?} declared {}: only float tensors", ty.dtype),
+                });
+            }
+            let (shape, data) = src.read_f32(tensor)?;
+            if shape != ty.shape {
+                return Err(WeightError::Shape { tensor: tensor.clone(), expected: ty.shape.clone(), got: shape });
+            }
+            Tensor::from_f32(ty.dtype, &shape, data)
+                .map_err(|e| WeightError::Source { tensor: tensor.clone(), message: e.to_string() })
+        }
+        Recipe::Cast { input, dtype } => {
+            let t = eval(input, src)?;
+            build(*dtype, floats(&t)?.clone())
+        }
+        Recipe::Reshape { input, shape } => {
+            let t = eval(input, src)?;
+            build(t.dtype(), reshape(floats(&t)?.view(), shape)?)
+        }
+        Recipe::Transpose { input, perm } => {
+            let t = eval(input, src)?;
+            let moved = floats(&t)?.view().permuted_axes(IxDyn(perm));
+            build(t.dtype(), moved.as_standard_layout().into_owned())
+        }
+        Recipe::Slice { input, axis, start, end } => {
+            let t = eval(input, src)?;
+            let cut = floats(&t)?.slice_axis(Axis(*axis), Slice::from(*start..*end)).to_owned();
+            build(t.dtype(), cut)
+        }
+        Recipe::Concat { inputs, axis } => {
+            let parts: Vec<Tensor> = inputs.iter().map(|r| eval(r, src)).collect::<Result<_, _>>()?;
+            let views: Vec<ArrayViewD<'_, f32>> =
+                parts.iter().map(|t| floats(t).map(|a| a.view())).collect::<Result<_, _>>()?;
+            let joined = ndarray::concatenate(Axis(*axis), &views).map_err(|e| internal(e.to_string()))?;
+            let dtype = parts.first().map_or(DType::F32, Tensor::dtype);
+            build(dtype, joined)
+        }
+        Recipe::Scale { input, factor } => {
+            let t = eval(input, src)?;
+            let dtype = t.dtype();
+            build(dtype, floats(&t)?.mapv(|v| round_f64(dtype, f64::from(v) * factor)))
+        }
+        Recipe::RopeCos { inv_freq, len, scale, dtype } => rope_table(inv_freq, *len, *scale, Trig::Cos, *dtype),
+        Recipe::RopeSin { inv_freq, len, scale, dtype } => rope_table(inv_freq, *len, *scale, Trig::Sin, *dtype),
+    }
+}

@@ -1,0 +1,20 @@
+//! Weight materialisation: turning the module's weight [recipes](crate::ir::Recipe) into
+//! tensors for the reference interpreter.
+//!
+//! - [`TensorSource`]: where checkpoint tensors come from (a
+//!   [`Checkpoint`](crate::checkpoint::Checkpoint), or an in-memory map in tests).
+//! - [`materialize`]: evaluates one recipe.
+//! - [`WeightCache`]: a module's weights, each materialised lazily and at most once.
+
+mod cache;
+mod checkpoint_source;
+mod error;
+mod materialize;
+mod rope;
+mod source;
+
+pub use cache::WeightCache;
+pub use error::WeightError;
+pub use materialize::materialize;
+pub use rope::{Trig, rope_table};
+pub use source::TensorSource;
