@@ -6,5 +6,6 @@ pub mod cli;
 pub mod frontend;
 pub mod interp;
 pub mod ir;
+pub mod split;
 pub mod util;
 pub mod weights;

@@ -55,7 +55,7 @@ fn rel_err(a: &[f32], b: &[f32]) -> f64 {
 fn check_fixture(name: &str, context: usize, batch: usize) -> f64 {
     let r = reference(name);
     let dir = fixture_dir(name);
-    let module = lower_checkpoint(&dir, &LowerOptions { context, batch }).unwrap();
+    let module = lower_checkpoint(&dir, &LowerOptions::new(context, batch)).unwrap();
     let mut session = Session::new(module, Arc::new(Checkpoint::open(&dir).unwrap())).unwrap();
 
     let logits = session.teacher_forced_logits(&r.tokens, r.prompt.len()).unwrap();
@@ -102,7 +102,7 @@ fn wrong_rope_scaling_is_detected() {
     cfg["rope_scaling"] = serde_json::Value::Null;
     std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
     let r = reference("llama3_rope");
-    let module = lower_checkpoint(&dir, &LowerOptions { context: 32, batch: 8 }).unwrap();
+    let module = lower_checkpoint(&dir, &LowerOptions::new(32, 8)).unwrap();
     let mut session = Session::new(module, Arc::new(Checkpoint::open(&dir).unwrap())).unwrap();
     let logits = session.teacher_forced_logits(&r.tokens, r.prompt.len()).unwrap();
     let worst =

@@ -9,7 +9,7 @@ use std::path::Path;
 fn lowered(name: &str) -> String {
     // A relative path keeps the `checkpoint` attribute machine-independent.
     let dir = Path::new("tests/fixtures/models").join(name);
-    let module = lower_checkpoint(&dir, &LowerOptions { context: 16, batch: 8 }).unwrap();
+    let module = lower_checkpoint(&dir, &LowerOptions::new(16, 8)).unwrap();
     print_module(&module)
 }
 

@@ -25,7 +25,7 @@ pub struct LowerArgs {
 }
 
 pub fn lower(args: LowerArgs) -> Result<(), CliError> {
-    let opts = LowerOptions { context: args.context, batch: args.batch };
+    let opts = LowerOptions::new(args.context, args.batch);
     let module = lower_checkpoint(&args.model_dir, &opts).map_err(|e| match e {
         LowerError::Option(_) => CliError::input(e.to_string()),
         LowerError::Internal { .. } => CliError::failure(e.to_string()),

@@ -61,8 +61,8 @@ pub fn lower_embed(
     Ok(b.finish())
 }
 
-/// Lowers `lm_head.{mode}`: final RMSNorm then the vocabulary projection.
-pub fn lower_lm_head(
+/// Lowers `final_norm.{mode}`: the model's final RMSNorm over `[1, S, H]`.
+pub fn lower_final_norm(
     m: &Module,
     spec: &DecoderSpec,
     d: &Dims,
@@ -73,9 +73,26 @@ pub fn lower_lm_head(
     let h = b.input("hidden_states", f32t(&[1, s, d.hidden]));
     let g = b.weight(&spec.final_norm, "final_norm_gain")?;
     let n = b.op(Op::RmsNorm { axis: -1, eps: d.eps }, &[h, g], "normed")?;
-    let w = b.weight(&spec.lm_head, "lm_head_weight")?;
-    let logits = b.op(Op::Linear, &[n, w], "logits")?;
-    b.output("logits", logits);
+    b.output("output_hidden_states", n);
+    Ok(b.finish())
+}
+
+/// Lowers `lm_head.{mode}`: normed hidden `[1, S, H]` → `logits1 … logitsK`, one projection
+/// per vocabulary piece (`pieces` names the piece weights in vocabulary order).
+pub fn lower_lm_head(
+    m: &Module,
+    pieces: &[String],
+    d: &Dims,
+    fname: &str,
+    s: usize,
+) -> Result<crate::ir::Function, TypeError> {
+    let mut b = FunctionBuilder::new(m, fname);
+    let h = b.input("hidden_states", f32t(&[1, s, d.hidden]));
+    for (k, piece) in pieces.iter().enumerate() {
+        let w = b.weight(piece, &format!("lm_head_w{}", k + 1))?;
+        let logits = b.op(Op::Linear, &[h, w], &format!("logits{}", k + 1))?;
+        b.output(&format!("logits{}", k + 1), logits);
+    }
     Ok(b.finish())
 }
 

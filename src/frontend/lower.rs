@@ -3,11 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use super::config::ModelConfig;
-use super::decoder::{Dims, lower_embed, lower_layer, lower_lm_head};
+use super::decoder::{Dims, lower_embed, lower_final_norm, lower_layer, lower_lm_head};
 use super::spec::DecoderSpec;
 use super::{frontend_for, rope};
 use crate::checkpoint::{Checkpoint, CheckpointError, StDType};
 use crate::ir::{AttrValue, DType, Module, Recipe, TensorType, TypeError, Weight, verify_module};
+use crate::split::{MAX_VOCAB_PIECE, lm_head_pieces};
 
 /// Options of `anemllc lower`.
 #[derive(Clone, Debug)]
@@ -16,11 +17,20 @@ pub struct LowerOptions {
     pub context: usize,
     /// Prefill batch B.
     pub batch: usize,
+    /// Largest vocabulary slice of one LM-head piece (the ANE's 16384; smaller in tests).
+    pub max_vocab_piece: usize,
+}
+
+impl LowerOptions {
+    /// Options with the given context and batch and the ANE's LM-head piece limit.
+    pub fn new(context: usize, batch: usize) -> Self {
+        LowerOptions { context, batch, max_vocab_piece: MAX_VOCAB_PIECE }
+    }
 }
 
 impl Default for LowerOptions {
     fn default() -> Self {
-        LowerOptions { context: 512, batch: 64 }
+        LowerOptions::new(512, 64)
     }
 }
 
@@ -72,6 +82,18 @@ fn validate_options(cfg: &ModelConfig, opts: &LowerOptions) -> Result<(), LowerE
         return Err(LowerError::Option(format!(
             "head_dim {} is odd; rotary embeddings need an even head_dim",
             cfg.head_dim
+        )));
+    }
+    // The largest tensors that grow with the context: the per-head keys/values
+    // [2, heads, C, head_dim] and the attention scores [heads, B, C]. Their element counts
+    // must be representable (IR shapes are i64), else the lowered types would overflow.
+    let numel = |dims: &[usize]| dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    let fits = |dims: &[usize]| numel(dims).is_some_and(|n| i64::try_from(n).is_ok());
+    if !fits(&[2, cfg.heads, opts.context, cfg.head_dim]) || !fits(&[cfg.heads, opts.batch, opts.context]) {
+        return Err(LowerError::Option(format!(
+            "--context {} / --batch {} are too large for {} heads of dimension {}: the attention \
+             tensors would have more than 2^63 elements",
+            opts.context, opts.batch, cfg.heads, cfg.head_dim
         )));
     }
     Ok(())
@@ -150,6 +172,37 @@ fn declare_weights(t: &mut WeightTable, spec: &DecoderSpec, cfg: &ModelConfig) -
     Ok(())
 }
 
+/// Declares the LM-head pieces (vocabulary slices of at most 16384 rows, as the ANE
+/// requires) as weights sliced from the full head; returns their names in vocabulary order.
+/// A head that fits in one piece is used as is.
+fn lm_head_piece_weights(
+    weights: &mut Vec<Weight>,
+    head: &str,
+    tied: bool,
+    cfg: &ModelConfig,
+    max: usize,
+) -> Vec<String> {
+    let sizes = lm_head_pieces(cfg.vocab, max.max(1));
+    if sizes.len() <= 1 {
+        return vec![head.to_string()];
+    }
+    let full = weights.iter().find(|w| w.name == head).expect("the LM head was declared").recipe.clone();
+    let mut names = Vec::with_capacity(sizes.len());
+    let mut start = 0;
+    for (k, rows) in sizes.into_iter().enumerate() {
+        let name = format!("lm_head.piece{}", k + 1);
+        let recipe = Recipe::Slice { input: Box::new(full.clone()), axis: 0, start, end: start + rows };
+        weights.push(Weight { name: name.clone(), ty: TensorType::new(DType::F32, vec![rows, cfg.hidden]), recipe });
+        names.push(name);
+        start += rows;
+    }
+    if !tied {
+        // Only the pieces are used; a tied head is still the embedding table.
+        weights.retain(|w| w.name != head);
+    }
+    names
+}
+
 /// A module name made of the folder's base name, restricted to symbol characters.
 fn module_name(dir: &Path) -> String {
     let base = dir.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
@@ -174,13 +227,37 @@ pub fn lower_with(dir: &Path, cfg: &ModelConfig, ckpt: &Checkpoint, opts: &Lower
     // transformers ties the head to the embeddings when the config says so, and a checkpoint
     // without `lm_head.weight` can only be tied.
     let tied = cfg.tie_word_embeddings || ckpt.info("lm_head.weight").is_none();
+    // Every layer needs tensors of its own; refusing a deeper config here keeps a hostile
+    // `num_hidden_layers` (say 10^12) from allocating a spec for each layer first.
+    if cfg.layers > ckpt.len() {
+        return Err(LowerError::Config(super::config::ConfigError::Invalid {
+            file: dir.join("config.json"),
+            field: "num_hidden_layers".into(),
+            message: format!(
+                "{} layers, but the checkpoint holds only {} tensors (each layer needs its own)",
+                cfg.layers,
+                ckpt.len()
+            ),
+        }));
+    }
     let spec = frontend.spec(cfg, tied);
 
     let mut table = WeightTable { ckpt, dir, weights: Vec::new() };
     declare_weights(&mut table, &spec, cfg)?;
     let inv_freq = rope::inv_freq_for_context(cfg, opts.context);
+    if !rope::finite_tables(&inv_freq, opts.context) {
+        return Err(LowerError::Config(super::config::ConfigError::Invalid {
+            file: dir.join("config.json"),
+            field: "rope_theta".into(),
+            message: format!(
+                "rope_theta {} with scaling {:?} gives RoPE angles that are not finite in f32 over {} positions",
+                cfg.rope_theta, cfg.rope_scaling, opts.context
+            ),
+        }));
+    }
     let scale = rope::attention_scaling(cfg);
     let mut weights = table.weights;
+    let pieces = lm_head_piece_weights(&mut weights, &spec.lm_head, spec.tied, cfg, opts.max_vocab_piece);
     for (name, cos) in [("rope.cos", true), ("rope.sin", false)] {
         let (inv_freq, len, dtype) = (inv_freq.clone(), opts.context, DType::F32);
         let recipe = if cos {
@@ -222,8 +299,10 @@ pub fn lower_with(dir: &Path, cfg: &ModelConfig, ckpt: &Checkpoint, opts: &Lower
         functions.push(lower_layer(&m, layer, &d, i, &format!("layer{i}.infer"), 1)?);
         functions.push(lower_layer(&m, layer, &d, i, &format!("layer{i}.prefill"), opts.batch)?);
     }
-    functions.push(lower_lm_head(&m, &spec, &d, "lm_head.infer", 1)?);
-    functions.push(lower_lm_head(&m, &spec, &d, "lm_head.prefill", opts.batch)?);
+    functions.push(lower_final_norm(&m, &spec, &d, "final_norm.infer", 1)?);
+    functions.push(lower_final_norm(&m, &spec, &d, "final_norm.prefill", opts.batch)?);
+    functions.push(lower_lm_head(&m, &pieces, &d, "lm_head.infer", 1)?);
+    functions.push(lower_lm_head(&m, &pieces, &d, "lm_head.prefill", opts.batch)?);
     m.functions = functions;
     verify_module(&m).map_err(|e| LowerError::Internal { rule: e.rule.clone(), message: e.to_string() })?;
     Ok(m)

@@ -157,8 +157,21 @@ impl Session {
             .ok_or_else(|| InterpError::Driver(format!("@{func} returns none of the outputs {want:?}")))
     }
 
-    /// embed → blocks → optionally lm_head, for one window. Returns the logits rows if
-    /// `head` is set, else `None`.
+    /// Runs `func` and returns all its outputs in declaration order.
+    fn run_all(&mut self, func: &str, feed: &Feed<'_>) -> Result<Vec<Tensor>, InterpError> {
+        let f = self.module.function(func).ok_or_else(|| InterpError::UnknownFunction { func: func.into() })?;
+        let names: Vec<String> = f.outputs.iter().map(|o| o.name.clone()).collect();
+        let inputs = feed::inputs(f, feed)?;
+        let mut outputs = evaluate(&self.module, func, &inputs, &mut self.states, &self.weights)?;
+        names
+            .iter()
+            .map(|n| outputs.remove(n).ok_or_else(|| InterpError::Driver(format!("@{func} did not return {n}"))))
+            .collect()
+    }
+
+    /// embed → blocks → final norm (if separate) → optionally the LM head, for one window.
+    /// Returns the logits rows if `head` is set, else `None`. The LM head's outputs
+    /// (`logits1 … logitsK` vocabulary pieces, or one `logits`) are joined in order.
     fn forward(
         &mut self,
         ids: &[i64],
@@ -168,33 +181,74 @@ impl Session {
     ) -> Result<Option<Vec<Vec<f32>>>, InterpError> {
         let rows = ids.len();
         let mut feed = Feed { ids, start, rows, context: self.context, hidden: None };
-        let (embed, blocks, lm_head) = if prefill {
-            (self.plan.embed_prefill.clone(), self.plan.prefill_blocks.clone(), self.plan.head_prefill.clone())
+        let plan = self.plan.clone();
+        let (embed, blocks, norm, lm_head) = if prefill {
+            (plan.embed_prefill, plan.prefill_blocks, plan.norm_prefill, plan.head_prefill)
         } else {
-            (self.plan.embed_infer.clone(), self.plan.infer_blocks.clone(), self.plan.head_infer.clone())
+            (plan.embed_infer, plan.infer_blocks, plan.norm_infer, Some(plan.head_infer))
         };
         feed.hidden = Some(self.run(&embed, &feed, &["hidden_states"])?);
-        for block in &blocks {
+        for block in blocks.iter().chain(&norm) {
             feed.hidden = Some(self.run(block, &feed, &["output_hidden_states", "hidden_states"])?);
         }
-        if !head {
+        let Some(lm_head) = lm_head.filter(|_| head) else {
             return Ok(None);
+        };
+        let pieces = self.run_all(&lm_head, &feed)?;
+        let mut joined: Vec<Vec<f32>> = vec![Vec::with_capacity(self.vocab); rows];
+        for piece in &pieces {
+            let values = piece.to_f32_vec();
+            let width = values.len() / rows.max(1);
+            if width * rows != values.len() {
+                return Err(InterpError::Driver(format!("@{lm_head}: a logits piece does not split into {rows} rows")));
+            }
+            for (r, chunk) in values.chunks(width).enumerate() {
+                joined[r].extend_from_slice(chunk);
+            }
         }
-        let logits = self.run(&lm_head, &feed, &["logits"])?.to_f32_vec();
-        if logits.len() != rows * self.vocab {
+        if joined.iter().any(|r| r.len() != self.vocab) {
             return Err(InterpError::Driver(format!(
-                "@{lm_head} returned {} logits, expected {rows} × {}",
-                logits.len(),
+                "@{lm_head} returned {} logits per row, expected {}",
+                joined[0].len(),
                 self.vocab
             )));
         }
-        Ok(Some(logits.chunks(self.vocab).map(<[f32]>::to_vec).collect()))
+        Ok(Some(joined))
+    }
+
+    /// True when prefill can score prompt positions: a batched LM head exists and the last
+    /// prefill block returns every row (a contract-form last chunk returns only row 0).
+    fn prefill_scores(&self) -> bool {
+        let Some(last) = self.plan.prefill_blocks.last().and_then(|n| self.module.function(n)) else {
+            return false;
+        };
+        let rows = last.outputs.first().and_then(|o| o.ty.tensor().shape.get(1).copied());
+        self.plan.head_prefill.is_some() && rows == Some(self.batch)
+    }
+
+    /// Logits of positions 0 … P−2 by decoding them one at a time on fresh states (for
+    /// modules without a batched LM head). Leaves the states reset.
+    fn prompt_logits_by_decode(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>, InterpError> {
+        self.reset();
+        let mut out = Vec::with_capacity(tokens.len().saturating_sub(1));
+        for (pos, &t) in tokens.iter().enumerate().take(tokens.len().saturating_sub(1)) {
+            out.push(self.decode_step(t, pos)?);
+        }
+        self.reset();
+        Ok(out)
     }
 
     /// Starts a new sequence (states zeroed) and prefills `tokens` in batches of B
     /// (right-padded with token 0). Returns the logits of prompt positions 0 … P−2, from
-    /// `lm_head.prefill` (padded rows ignored); position P−1 comes from the first decode step.
+    /// `lm_head.prefill` (padded rows ignored) — or, for a module without a batched head,
+    /// by decoding those positions on scratch states first; position P−1 comes from the
+    /// first decode step.
     pub fn prefill(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>, InterpError> {
+        self.fill(tokens, true)
+    }
+
+    /// Prefill; prompt logits are computed only if `want_logits`.
+    fn fill(&mut self, tokens: &[u32], want_logits: bool) -> Result<Vec<Vec<f32>>, InterpError> {
         if tokens.is_empty() {
             return Err(InterpError::Driver("the prompt is empty".into()));
         }
@@ -206,9 +260,14 @@ impl Session {
             )));
         }
         self.check_tokens(tokens)?;
+        let scores = want_logits && self.prefill_scores();
+        let mut logits = if scores || !want_logits {
+            Vec::with_capacity(tokens.len() - 1)
+        } else {
+            self.prompt_logits_by_decode(tokens)?
+        };
         self.reset();
         let (p, b) = (tokens.len(), self.batch);
-        let mut logits = Vec::with_capacity(p - 1);
         for start in (0..p).step_by(b) {
             if start + b > self.context {
                 return Err(InterpError::Driver(format!(
@@ -219,7 +278,7 @@ impl Session {
             }
             let mut ids: Vec<i64> = tokens[start..p.min(start + b)].iter().map(|&t| i64::from(t)).collect();
             ids.resize(b, 0);
-            let need_head = start + 1 < p;
+            let need_head = scores && start + 1 < p;
             if let Some(rows) = self.forward(&ids, start, true, need_head)? {
                 logits.extend(rows.into_iter().take((p - 1).saturating_sub(start)));
             }
@@ -269,7 +328,7 @@ impl Session {
                 self.context
             )));
         }
-        self.prefill(prompt)?;
+        self.fill(prompt, false)?;
         let mut out = Vec::with_capacity(n);
         let mut token = prompt[prompt.len() - 1];
         for step in 0..n {

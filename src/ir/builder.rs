@@ -53,6 +53,22 @@ impl<'m> FunctionBuilder<'m> {
         Ok(self.func.nodes[node].results.clone())
     }
 
+    /// Adds an op whose results take the given base names (made unique by suffixing).
+    pub fn op_named(&mut self, op: Op, operands: &[ValueId], names: &[String]) -> Result<Vec<ValueId>, TypeError> {
+        let types: Vec<&Type> = operands.iter().map(|&v| &self.func.values[v].ty).collect();
+        let module = self.module;
+        let results = infer(&op, &types, &|w| module.weight(w).map(|w| w.ty.clone()))?;
+        if results.len() != names.len() {
+            return Err(TypeError {
+                rule: "builder.result-names".into(),
+                message: format!("{} results, {} names", results.len(), names.len()),
+            });
+        }
+        let named: Vec<(String, Type)> = results.into_iter().zip(names).map(|(t, n)| (self.fresh(n), t)).collect();
+        let node = self.func.push_node(op, operands.to_vec(), named);
+        Ok(self.func.nodes[node].results.clone())
+    }
+
     /// Adds a single-result op.
     pub fn op(&mut self, op: Op, operands: &[ValueId], name: &str) -> Result<ValueId, TypeError> {
         let results = self.op_multi(op, operands, name)?;

@@ -16,8 +16,13 @@ pub struct Plan {
     /// `layer{i}.infer` for i = 0, 1, … — or `chunk{k}.infer` in a split module.
     pub infer_blocks: Vec<String>,
     pub prefill_blocks: Vec<String>,
+    /// `final_norm.infer`/`.prefill`, run after the blocks when present (a split module
+    /// folds the norm into its last chunk instead).
+    pub norm_infer: Option<String>,
+    pub norm_prefill: Option<String>,
     pub head_infer: String,
-    pub head_prefill: String,
+    /// The batched LM head; absent in contract-form modules (ANEMLL has none).
+    pub head_prefill: Option<String>,
 }
 
 fn require(module: &Module, name: &str) -> Result<String, InterpError> {
@@ -25,6 +30,10 @@ fn require(module: &Module, name: &str) -> Result<String, InterpError> {
         Some(_) => Ok(name.to_string()),
         None => Err(InterpError::Driver(format!("the module has no function @{name}"))),
     }
+}
+
+fn optional(module: &Module, name: &str) -> Option<String> {
+    module.function(name).map(|_| name.to_string())
 }
 
 /// `{prefix}{i}.infer` / `{prefix}{i}.prefill` for i = 0, 1, … while they exist.
@@ -68,7 +77,9 @@ pub fn discover(module: &Module) -> Result<Plan, InterpError> {
         embed_prefill: require(module, "embed.prefill")?,
         infer_blocks,
         prefill_blocks,
+        norm_infer: optional(module, "final_norm.infer"),
+        norm_prefill: optional(module, "final_norm.prefill"),
         head_infer: require(module, "lm_head.infer")?,
-        head_prefill: require(module, "lm_head.prefill")?,
+        head_prefill: optional(module, "lm_head.prefill"),
     })
 }
