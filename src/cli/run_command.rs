@@ -17,12 +17,23 @@ use crate::interp::Session;
 pub struct RunArgs {
     /// The IR module to run (output of `lower` or `opt`).
     pub module: PathBuf,
-    /// Prompt token ids, comma-separated (e.g. 1,331,201).
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// Prompt token ids, comma-separated (e.g. 1,331,201): teacher-forced/greedy mode.
+    #[arg(long, value_delimiter = ',', required_unless_present = "prompt", conflicts_with = "prompt")]
     pub tokens: Vec<u32>,
-    /// Number of tokens to generate greedily after the prompt.
-    #[arg(long, default_value_t = 0)]
+    /// Number of tokens to generate greedily after `--tokens`.
+    #[arg(long, default_value_t = 0, requires = "tokens")]
     pub decode: usize,
+    /// A text prompt: tokenized with the model's tokenizer.json, wrapped in the chat template
+    /// of tokenizer_config.json (unless --no-template); the answer is streamed to stdout.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// With --prompt: the most tokens to generate (stops earlier at an EOS token or the end
+    /// of the context).
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: usize,
+    /// With --prompt: tokenize the raw text without the chat template.
+    #[arg(long)]
+    pub no_template: bool,
     /// Write float32 logits of every position (prompt and generated) to this .npy file,
     /// shape [positions, vocab].
     #[arg(long)]
@@ -53,7 +64,14 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
     let module = load_verified(&args.module)?;
     let dir = checkpoint_dir(&args, module.attr_str("checkpoint"))?;
     let ckpt = Checkpoint::open(&dir).map_err(|e| CliError::input(e.to_string()))?;
+    let eos: Vec<u32> = match module.attrs.get("eos_token_ids") {
+        Some(crate::ir::AttrValue::Ints(v)) => v.iter().filter_map(|&t| u32::try_from(t).ok()).collect(),
+        _ => Vec::new(),
+    };
     let mut session = Session::new(module, Arc::new(ckpt)).map_err(|e| CliError::input(e.to_string()))?;
+    if let Some(text) = &args.prompt {
+        return chat(&mut session, &dir, &eos, text, &args);
+    }
     let prompt = args.tokens.clone();
     let generated = if args.decode > 0 {
         session.generate_greedy(&prompt, args.decode).map_err(|e| CliError::failure(e.to_string()))?
@@ -78,5 +96,55 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         crate::util::write_atomic(path, &bytes).map_err(|e| CliError::failure(format!("{}: {e}", path.display())))?;
         eprintln!("wrote logits [{}, {vocab}] to {}", rows.len(), path.display());
     }
+    Ok(())
+}
+
+/// `--prompt`: tokenize (with the chat template), prefill, decode greedily while streaming
+/// text, stop at EOS / --max-tokens / the context end.
+fn chat(session: &mut Session, dir: &Path, eos: &[u32], text: &str, args: &RunArgs) -> Result<(), CliError> {
+    use crate::chat::{ChatTokenizer, TextStream, render_user_prompt};
+    use std::io::Write;
+    let tok = ChatTokenizer::load(dir, eos).map_err(|e| CliError::input(e.to_string()))?;
+    let rendered = if args.no_template {
+        None
+    } else {
+        render_user_prompt(&tok, text).map_err(|e| CliError::input(e.to_string()))?
+    };
+    let prompt = match &rendered {
+        Some(r) => tok.encode(r, false),
+        None => tok.encode(text, true),
+    }
+    .map_err(|e| CliError::input(e.to_string()))?;
+    if prompt.is_empty() {
+        return Err(CliError::input("the prompt tokenizes to nothing"));
+    }
+    let context = session.context();
+    if prompt.len() >= context {
+        return Err(CliError::input(format!(
+            "the prompt is {} tokens; the model was lowered for a context of {context}",
+            prompt.len()
+        )));
+    }
+    session.start(&prompt).map_err(|e| CliError::failure(e.to_string()))?;
+    let mut stream = TextStream::new();
+    let mut out = std::io::stdout().lock();
+    let mut token = prompt[prompt.len() - 1];
+    let mut pos = prompt.len() - 1;
+    let mut generated = 0;
+    while generated < args.max_tokens && pos < context {
+        let logits = session.decode_step(token, pos).map_err(|e| CliError::failure(e.to_string()))?;
+        token = crate::interp::driver::argmax_first(&logits) as u32;
+        generated += 1;
+        if tok.eos_ids.contains(&token) {
+            break;
+        }
+        let piece = stream.push(&tok, token).map_err(|e| CliError::failure(e.to_string()))?;
+        let _ = out.write_all(piece.as_bytes());
+        let _ = out.flush();
+        pos += 1;
+    }
+    let rest = stream.finish(&tok).map_err(|e| CliError::failure(e.to_string()))?;
+    let _ = writeln!(out, "{rest}");
+    eprintln!("[{} prompt tokens, {generated} generated]", prompt.len());
     Ok(())
 }

@@ -247,6 +247,12 @@ impl Session {
         self.fill(tokens, true)
     }
 
+    /// Starts a new sequence with `prompt` in the KV cache (no prompt logits); continue with
+    /// [`Session::decode_step`] at position `prompt.len() − 1`.
+    pub fn start(&mut self, prompt: &[u32]) -> Result<(), InterpError> {
+        self.fill(prompt, false).map(|_| ())
+    }
+
     /// Prefill; prompt logits are computed only if `want_logits`.
     fn fill(&mut self, tokens: &[u32], want_logits: bool) -> Result<Vec<Vec<f32>>, InterpError> {
         if tokens.is_empty() {
@@ -321,7 +327,8 @@ impl Session {
     /// Greedy generation of `n` tokens after `prompt` (argmax, first maximum wins; no stop
     /// at EOS). Needs P + n − 1 ≤ C, since positions P−1 … P+n−2 are decoded.
     pub fn generate_greedy(&mut self, prompt: &[u32], n: usize) -> Result<Vec<u32>, InterpError> {
-        if prompt.len() + n > self.context + 1 {
+        // Checked: `n` comes straight from `--decode`, and usize::MAX overflowed the sum.
+        if prompt.len().checked_add(n).is_none_or(|total| total > self.context + 1) {
             return Err(InterpError::Driver(format!(
                 "a prompt of {} tokens plus {n} generated ones does not fit the context {}",
                 prompt.len(),

@@ -1,0 +1,124 @@
+//! The model's tokenizer (tokenizer.json via the `tokenizers` crate) and the special-token
+//! facts a runner needs (EOS ids from config.json and tokenizer_config.json).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// Why the tokenizer could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("{file}: {message}")]
+    File { file: PathBuf, message: String },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("chat template ({file}): {message}")]
+    Template { file: PathBuf, message: String },
+}
+
+/// A loaded tokenizer plus its configuration.
+pub struct ChatTokenizer {
+    tokenizer: tokenizers::Tokenizer,
+    /// tokenizer_config.json, if present.
+    pub config: Option<Value>,
+    pub config_path: PathBuf,
+    /// Token ids that end generation.
+    pub eos_ids: Vec<u32>,
+}
+
+fn read_json(path: &Path) -> Result<Option<Value>, ChatError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| ChatError::File { file: path.to_path_buf(), message: format!("not valid JSON: {e}") }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ChatError::File { file: path.to_path_buf(), message: e.to_string() }),
+    }
+}
+
+/// A special token given as a string or as `{"content": "…"}`.
+pub fn token_text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => o.get("content").and_then(Value::as_str).map(str::to_string),
+        _ => None,
+    }
+}
+
+impl ChatTokenizer {
+    /// Loads `tokenizer.json` (required) and `tokenizer_config.json` (optional) from `dir`;
+    /// `config_eos` are the EOS ids from config.json.
+    pub fn load(dir: &Path, config_eos: &[u32]) -> Result<ChatTokenizer, ChatError> {
+        let path = dir.join("tokenizer.json");
+        if !path.exists() {
+            return Err(ChatError::File { file: path, message: "missing (needed to tokenize the prompt)".into() });
+        }
+        let tokenizer = tokenizers::Tokenizer::from_file(&path)
+            .map_err(|e| ChatError::File { file: path.clone(), message: e.to_string() })?;
+        let config_path = dir.join("tokenizer_config.json");
+        let config = read_json(&config_path)?;
+        let mut eos_ids: Vec<u32> = config_eos.to_vec();
+        if let Some(text) = token_text(config.as_ref().and_then(|c| c.get("eos_token")))
+            && let Some(id) = tokenizer.token_to_id(&text)
+            && !eos_ids.contains(&id)
+        {
+            eos_ids.push(id);
+        }
+        Ok(ChatTokenizer { tokenizer, config, config_path, eos_ids })
+    }
+
+    /// Token ids of `text`, without adding special tokens (a chat template adds its own).
+    pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>, ChatError> {
+        let enc = self.tokenizer.encode(text, add_special).map_err(|e| ChatError::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Text of `ids`, skipping special tokens.
+    pub fn decode(&self, ids: &[u32]) -> Result<String, ChatError> {
+        self.tokenizer.decode(ids, true).map_err(|e| ChatError::Tokenizer(e.to_string()))
+    }
+
+    /// The configured special token `key` (`bos_token`, `eos_token`), if any.
+    pub fn special(&self, key: &str) -> Option<String> {
+        token_text(self.config.as_ref().and_then(|c| c.get(key)))
+    }
+}
+
+/// Streams decoded text: feed ids one by one, get back the newly completed text (holding
+/// back an incomplete UTF-8 sequence, shown as U+FFFD by the decoder, until it completes).
+pub struct TextStream {
+    ids: Vec<u32>,
+    printed: usize,
+}
+
+impl Default for TextStream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TextStream {
+    pub fn new() -> Self {
+        TextStream { ids: Vec::new(), printed: 0 }
+    }
+
+    /// Adds a token and returns the text that became final.
+    pub fn push(&mut self, tok: &ChatTokenizer, id: u32) -> Result<String, ChatError> {
+        self.ids.push(id);
+        let text = tok.decode(&self.ids)?;
+        if text.ends_with('\u{FFFD}') || text.len() < self.printed || !text.is_char_boundary(self.printed) {
+            return Ok(String::new());
+        }
+        let new = text[self.printed..].to_string();
+        self.printed = text.len();
+        Ok(new)
+    }
+
+    /// The text not yet returned (e.g. a trailing incomplete sequence), at the end.
+    pub fn finish(&mut self, tok: &ChatTokenizer) -> Result<String, ChatError> {
+        let text = tok.decode(&self.ids)?;
+        let rest = if text.is_char_boundary(self.printed) { text[self.printed..].to_string() } else { String::new() };
+        self.printed = text.len();
+        Ok(rest)
+    }
+}
