@@ -7,6 +7,7 @@ pub mod cli;
 pub mod frontend;
 pub mod interp;
 pub mod ir;
+pub mod package;
 pub mod split;
 pub mod util;
 pub mod weights;
