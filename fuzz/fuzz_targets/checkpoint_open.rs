@@ -1,6 +1,10 @@
 //! Opening an arbitrary file as `model.safetensors` and reading every tensor never panics
-//! and never reads outside the file.
+//! and never reads outside the file: every accepted tensor's bytes are exactly
+//! `numel × dtype size`, and reading it (raw view, f32 conversion, finiteness scan, and the
+//! weight-materialisation path with its NaN/Inf check) succeeds or fails with an error.
 #![no_main]
+use anemllc::checkpoint::Checkpoint;
+use anemllc::weights::TensorSource;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -9,10 +13,20 @@ fuzz_target!(|data: &[u8]| {
     if std::fs::write(dir.join("model.safetensors"), data).is_err() {
         return;
     }
-    if let Ok(ckpt) = anemllc::checkpoint::Checkpoint::open(&dir) {
+    if let Ok(ckpt) = Checkpoint::open(&dir) {
         let names: Vec<String> = ckpt.names().into_iter().map(str::to_string).collect();
         for name in names {
-            let _ = ckpt.to_f32(&name);
+            let info = ckpt.info(&name).expect("a listed tensor has info").clone();
+            let view = ckpt.view(&name).expect("a listed tensor has a view");
+            assert_eq!(view.data().len(), info.numel() * info.dtype.size(), "{name}: byte length");
+            let values = ckpt.to_f32(&name).expect("a listed tensor converts");
+            assert_eq!(values.len(), info.numel());
+            let report = ckpt.check_finite(&name).expect("a listed tensor scans");
+            assert_eq!(report.numel, info.numel());
+            match ckpt.read_f32(&name) {
+                Ok((shape, v)) => assert!(shape == info.shape && v.iter().all(|x| x.is_finite())),
+                Err(e) => assert!(!report.all_finite(), "{name}: {e}"),
+            }
         }
     }
 });

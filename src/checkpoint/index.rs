@@ -19,8 +19,12 @@ struct IndexFile {
 /// normal components (no `..`, no root), so joining it to the checkpoint directory stays
 /// inside that directory.
 pub(crate) fn read(path: &Path) -> Result<BTreeMap<String, String>, CheckpointError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| CheckpointError::Io { file: path.to_path_buf(), source })?;
+    let io_err = |source: std::io::Error| CheckpointError::Io { file: path.to_path_buf(), source };
+    // Reading a FIFO (or a device) would block or never end: only read regular files.
+    if !std::fs::metadata(path).map_err(io_err)?.is_file() {
+        return Err(io_err(std::io::Error::other("not a regular file")));
+    }
+    let text = std::fs::read_to_string(path).map_err(io_err)?;
     let index: IndexFile = serde_json::from_str(&text)
         .map_err(|source| CheckpointError::IndexJson { file: path.to_path_buf(), source })?;
     for shard in index.weight_map.values() {

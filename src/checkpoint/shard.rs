@@ -23,6 +23,11 @@ impl Shard {
     /// Only the header pages are touched here; tensor data is paged in on first access.
     pub(crate) fn open(path: &Path) -> Result<(Shard, Vec<HeaderTensor>), CheckpointError> {
         let io_err = |source: io::Error| CheckpointError::Io { file: path.to_path_buf(), source };
+        // Checked before opening too: opening a FIFO for reading blocks until a writer
+        // appears, so a FIFO named like a shard would hang the compiler.
+        if !std::fs::metadata(path).map_err(io_err)?.is_file() {
+            return Err(io_err(io::Error::other("not a regular file")));
+        }
         let file = File::open(path).map_err(io_err)?;
         let meta = file.metadata().map_err(io_err)?;
         if !meta.is_file() {

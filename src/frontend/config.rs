@@ -165,9 +165,10 @@ pub enum Activation {
 
 /// The normalised, validated model configuration.
 ///
-/// Invariants: all sizes are > 0; `heads % kv_heads == 0`; `head_dim` is even; `rms_eps`
-/// is finite and ≥ 0; `rope_theta` is finite and > 0; scaling factors are finite and > 0;
-/// for Llama3 scaling `high_freq_factor > low_freq_factor`.
+/// Invariants: all sizes are > 0; `heads % kv_heads == 0`; `head_dim` is even and
+/// `heads × head_dim` fits in an i64; `rms_eps` is finite and ≥ 0; `rope_theta` is finite
+/// and > 0; scaling factors are finite and > 0; for Llama3 scaling
+/// `high_freq_factor > low_freq_factor`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
     pub arch: Arch,
@@ -283,7 +284,12 @@ impl ModelConfig {
     /// Reads and normalises `dir/config.json`.
     pub fn from_dir(dir: &Path) -> Result<ModelConfig, ConfigError> {
         let file = dir.join("config.json");
-        let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Io { file: file.clone(), source })?;
+        let io_err = |source: std::io::Error| ConfigError::Io { file: file.clone(), source };
+        // Reading a FIFO (or a device) would block or never end: only read regular files.
+        if !std::fs::metadata(&file).map_err(io_err)?.is_file() {
+            return Err(io_err(std::io::Error::other("not a regular file")));
+        }
+        let text = std::fs::read_to_string(&file).map_err(io_err)?;
         Self::from_json_str(&text, &file)
     }
 
@@ -475,6 +481,13 @@ impl Normaliser<'_> {
         let head_dim = self.positive(head_dim, "head_dim")?;
         if !head_dim.is_multiple_of(2) {
             return Err(self.invalid("head_dim", format!("{head_dim} must be even for rotary embeddings")));
+        }
+        // The q projection has heads × head_dim rows (and kv_heads ≤ heads): keep it representable.
+        if heads.checked_mul(head_dim).is_none_or(|n| i64::try_from(n).is_err()) {
+            return Err(self.invalid(
+                "head_dim",
+                format!("num_attention_heads {heads} × head_dim {head_dim} overflows (more than 2^63 rows)"),
+            ));
         }
         Ok(head_dim)
     }

@@ -119,6 +119,18 @@ pub fn inv_freq_for_context(cfg: &ModelConfig, context: usize) -> Vec<f64> {
     to_f64(table)
 }
 
+/// Whether RoPE tables of `len` positions built from `inv_freq` are finite: every inverse
+/// frequency and every angle `p · f` (p < len) must be finite in f32, the precision the
+/// tables are computed in (see `weights::rope_table`). A hostile `rope_theta` or scaling
+/// factor (say 1e-300) breaks this, and the tables would silently be NaN.
+pub fn finite_tables(inv_freq: &[f64], len: usize) -> bool {
+    let last = len.saturating_sub(1) as f32;
+    inv_freq.iter().all(|&f| {
+        let f = f as f32;
+        f.is_finite() && (last * f).is_finite()
+    })
+}
+
 /// Factor transformers multiplies cos/sin by. It is 1.0 for every supported scaling type
 /// (only YaRN and LongRoPE, which are rejected at config time, change it).
 pub fn attention_scaling(cfg: &ModelConfig) -> f64 {

@@ -93,7 +93,15 @@ impl Session {
         let context = positive_attr(&module, "context")?;
         let batch = positive_attr(&module, "batch")?;
         let vocab = positive_attr(&module, "vocab")?;
-        let states = state_types.iter().map(|(n, t)| (n.clone(), Tensor::zeros(t))).collect();
+        // Fallible: the sizes come from the module file (a state of 2^40 rows must be an
+        // error, not an allocation-failure abort).
+        let states = state_types
+            .iter()
+            .map(|(n, t)| {
+                let zeros = Tensor::try_zeros(t).map_err(|e| InterpError::Driver(format!("state `{n}`: {e}")))?;
+                Ok((n.clone(), zeros))
+            })
+            .collect::<Result<_, InterpError>>()?;
         Ok(Session { module, weights, plan, state_types, states, context, batch, vocab })
     }
 

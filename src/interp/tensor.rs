@@ -39,6 +39,17 @@ pub enum TensorError {
     Kind { dtype: DType, kind: &'static str },
     #[error("value {value} does not fit {dtype}")]
     Range { dtype: DType, value: i64 },
+    #[error("{dtype}{shape:?} is too large to allocate")]
+    TooLarge { dtype: DType, shape: Vec<usize> },
+}
+
+/// Whether `n` elements of `T` can be allocated, by a probe reservation released at once.
+/// Sizes that come from untrusted input (a module's declared states or weights) go through
+/// this first, so an impossible size is an error instead of an allocation-failure abort.
+/// With memory overcommit a size that passes can still be too large to fill; what is caught
+/// for sure are sizes beyond the address space or the allocator's limits.
+pub fn can_allocate<T>(n: usize) -> bool {
+    Vec::<T>::new().try_reserve_exact(n).is_ok()
 }
 
 /// Rounds an f32 to the nearest value of the float `dtype` (ties to even); identity for
@@ -139,6 +150,19 @@ impl Tensor {
             a.mapv_inplace(|v| wrap_int(dtype, v));
         }
         Tensor::from_int_array(dtype, a)
+    }
+
+    /// Like [`Tensor::zeros`], but a type too large to allocate (see [`can_allocate`]) is an
+    /// error instead of an abort.
+    pub fn try_zeros(ty: &TensorType) -> Result<Tensor, TensorError> {
+        let numel = ty.shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        // Floats are stored as f32, everything else as i64.
+        let fits =
+            numel.is_some_and(|n| if ty.dtype.is_float() { can_allocate::<f32>(n) } else { can_allocate::<i64>(n) });
+        if !fits {
+            return Err(TensorError::TooLarge { dtype: ty.dtype, shape: ty.shape.clone() });
+        }
+        Ok(Tensor::zeros(ty))
     }
 
     /// A tensor of zeros (`false` for bool) of the given type.

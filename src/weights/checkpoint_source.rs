@@ -5,12 +5,22 @@ use crate::checkpoint::Checkpoint;
 use super::{TensorSource, WeightError};
 
 /// Reads tensors with `Checkpoint::to_f32` (an exact conversion from F32/F16/BF16).
+///
+/// This is where checkpoint values are first read (`lower` only reads headers), so it is also
+/// where corrupt values are caught: a tensor holding NaN or ±Inf is rejected with
+/// [`WeightError::NonFinite`], naming the tensor and its file. (Finite values too large for
+/// fp16 are not an error here: whether they matter depends on the precision chosen later.)
 impl TensorSource for Checkpoint {
     fn read_f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), WeightError> {
         let info = self.info(name).ok_or_else(|| WeightError::NotFound { tensor: name.to_string() })?;
         let shape = info.shape.clone();
         let data =
             self.to_f32(name).map_err(|e| WeightError::Source { tensor: name.to_string(), message: e.to_string() })?;
+        if let Some(first) = data.iter().position(|v| !v.is_finite()) {
+            let nan = data[first..].iter().filter(|v| v.is_nan()).count();
+            let inf = data[first..].iter().filter(|v| v.is_infinite()).count();
+            return Err(WeightError::NonFinite { tensor: name.to_string(), file: info.file.clone(), nan, inf, first });
+        }
         Ok((shape, data))
     }
 }

@@ -1,6 +1,8 @@
 //! The error type of weight materialisation. Every variant names the module weight or the
 //! checkpoint tensor involved.
 
+use std::path::PathBuf;
+
 use crate::ir::TensorType;
 
 /// Why a weight could not be produced.
@@ -13,6 +15,13 @@ pub enum WeightError {
     /// The tensor source failed to read the tensor (I/O, corrupt data, …).
     #[error("checkpoint tensor {tensor:?}: {message}")]
     Source { tensor: String, message: String },
+
+    /// The checkpoint tensor holds NaN or ±Inf values (a corrupt or diverged checkpoint).
+    #[error(
+        "{file}: tensor {tensor:?} holds non-finite values: {nan} NaN and {inf} Inf (first at \
+         flat index {first})"
+    )]
+    NonFinite { tensor: String, file: PathBuf, nan: usize, inf: usize, first: usize },
 
     /// The checkpoint tensor's shape differs from the shape the recipe declares.
     #[error("checkpoint tensor {tensor:?} has shape {got:?}, the recipe declares {expected:?}")]

@@ -9,6 +9,7 @@
 use ndarray::{Array2, ArrayD};
 
 use crate::interp::Tensor;
+use crate::interp::tensor::can_allocate;
 use crate::ir::DType;
 
 use super::WeightError;
@@ -26,6 +27,11 @@ pub fn rope_table(inv_freq: &[f64], len: usize, scale: f64, trig: Trig, dtype: D
     let n = inv_freq.len();
     if n == 0 || len == 0 || !dtype.is_float() {
         return Err(WeightError::Recipe { message: "rope table: needs inv_freq, len > 0 and a float dtype".into() });
+    }
+    // `len` comes from the module file: refuse a table that cannot be allocated rather than
+    // abort on allocation failure.
+    if !len.checked_mul(2 * n).is_some_and(can_allocate::<f32>) {
+        return Err(WeightError::Recipe { message: format!("rope table [{len}, {}] is too large to allocate", 2 * n) });
     }
     let freqs: Vec<f32> = inv_freq.iter().map(|&f| f as f32).collect();
     let scale = scale as f32;
