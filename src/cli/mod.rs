@@ -1,8 +1,10 @@
 //! The `anemllc` command line: a thin shell over the library. Exit codes: 0 success,
 //! 1 a conversion/run failure, 2 bad usage or bad input (including malformed IR).
 
+mod inspect_command;
 mod ir_commands;
 mod lower_command;
+mod opt_command;
 mod run_command;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +31,13 @@ pub enum Command {
     /// decode greedily, print the generated token ids, optionally write every position's
     /// logits as .npy.
     Run(run_command::RunArgs),
+    /// Print a Core ML package (.mlpackage) as MIL text plus a summary of its functions,
+    /// inputs/outputs/states, op counts and weights.
+    Inspect(inspect_command::InspectArgs),
+    /// Rewrite a lowered module into ANE-ready form with e-graph passes.
+    Opt(opt_command::OptArgs),
+    /// Check that a module only uses what the ANE runs (ops, dtypes, dimensions).
+    Check(opt_command::CheckArgs),
 }
 
 /// An error the CLI reports: a one-line message and an exit code.
@@ -61,7 +70,10 @@ pub fn main() -> i32 {
         Command::Fmt(args) => ir_commands::fmt(args),
         Command::Verify(args) => ir_commands::verify(args),
         Command::Lower(args) => lower_command::lower(args),
+        Command::Opt(args) => opt_command::opt(args),
+        Command::Check(args) => opt_command::check(args),
         Command::Run(args) => run_command::run(args),
+        Command::Inspect(args) => inspect_command::inspect(args),
     };
     match result {
         Ok(()) => 0,

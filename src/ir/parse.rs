@@ -552,6 +552,16 @@ fn build_recipe(name: &str, mut inputs: Vec<Recipe>, mut a: AttrMap) -> Result<R
                 Recipe::RopeSin { inv_freq, len, scale, dtype }
             }
         }
+        "lut_indices" | "lut_table" => {
+            let input = single(&mut inputs)?;
+            let bits = u32::try_from(a.int("bits")?).map_err(|_| "`bits` must be between 1 and 8".to_string())?;
+            let group_size = to_usize(a.int("group_size")?, "group_size")?;
+            if name == "lut_indices" {
+                Recipe::LutIndices { input, bits, group_size }
+            } else {
+                Recipe::LutTable { input, bits, group_size }
+            }
+        }
         other => {
             return Err(format!("unknown recipe (known: {})", Recipe::NAMES.join(", "))
                 .replace("unknown recipe", &format!("unknown recipe `{other}`")));

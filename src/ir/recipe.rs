@@ -28,12 +28,28 @@ pub enum Recipe {
     RopeCos { inv_freq: Vec<f64>, len: usize, scale: f64, dtype: DType },
     /// RoPE sine table, same layout as `RopeCos`.
     RopeSin { inv_freq: Vec<f64>, len: usize, scale: f64, dtype: DType },
+    /// LUT palettization indices of a float tensor: `uint{bits}` of the same shape, from 1-D
+    /// k-means per group of `group_size` rows of axis 0 (see `crate::quant`).
+    LutIndices { input: Box<Recipe>, bits: u32, group_size: usize },
+    /// The matching lookup tables: `fp16[d0 / group_size, 2^bits]`.
+    LutTable { input: Box<Recipe>, bits: u32, group_size: usize },
 }
 
 impl Recipe {
     /// Every recipe function name, in spec order.
-    pub const NAMES: &'static [&'static str] =
-        &["checkpoint", "cast", "reshape", "transpose", "slice", "concat", "scale", "rope_cos", "rope_sin"];
+    pub const NAMES: &'static [&'static str] = &[
+        "checkpoint",
+        "cast",
+        "reshape",
+        "transpose",
+        "slice",
+        "concat",
+        "scale",
+        "rope_cos",
+        "rope_sin",
+        "lut_indices",
+        "lut_table",
+    ];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -46,6 +62,8 @@ impl Recipe {
             Recipe::Scale { .. } => "scale",
             Recipe::RopeCos { .. } => "rope_cos",
             Recipe::RopeSin { .. } => "rope_sin",
+            Recipe::LutIndices { .. } => "lut_indices",
+            Recipe::LutTable { .. } => "lut_table",
         }
     }
 
@@ -123,6 +141,22 @@ impl Recipe {
                 }
                 Ok(TensorType::new(*dtype, vec![*len, 2 * inv_freq.len()]))
             }
+            Recipe::LutIndices { input, bits, group_size } | Recipe::LutTable { input, bits, group_size } => {
+                let t = input.infer_type()?;
+                let name = self.name();
+                let index = lut_index_dtype(*bits)
+                    .ok_or_else(|| format!("recipe {name}: bits must be 1, 2, 3, 4, 6 or 8, got {bits}"))?;
+                if !t.dtype.is_float() {
+                    return Err(format!("recipe {name}: needs a float tensor, got {t}"));
+                }
+                match t.shape.first() {
+                    Some(&d0) if *group_size > 0 && d0.is_multiple_of(*group_size) => Ok(match self {
+                        Recipe::LutIndices { .. } => t.with_dtype(index),
+                        _ => TensorType::new(DType::F16, vec![d0 / group_size, 1usize << bits]),
+                    }),
+                    _ => Err(format!("recipe {name}: group_size {group_size} does not divide axis 0 of {t}")),
+                }
+            }
         }
     }
 
@@ -134,11 +168,18 @@ impl Recipe {
             | Recipe::Reshape { input, .. }
             | Recipe::Transpose { input, .. }
             | Recipe::Slice { input, .. }
-            | Recipe::Scale { input, .. } => input.checkpoint_tensors(out),
+            | Recipe::Scale { input, .. }
+            | Recipe::LutIndices { input, .. }
+            | Recipe::LutTable { input, .. } => input.checkpoint_tensors(out),
             Recipe::Concat { inputs, .. } => inputs.iter().for_each(|r| r.checkpoint_tensors(out)),
             Recipe::RopeCos { .. } | Recipe::RopeSin { .. } => {}
         }
     }
+}
+
+/// The palettization index dtype of `bits` (`uint1` … `uint8`), if `lut_to_dense` supports it.
+pub fn lut_index_dtype(bits: u32) -> Option<DType> {
+    DType::ALL.into_iter().find(|d| d.index_bits() == Some(bits))
 }
 
 /// True if `perm` is a permutation of `0..rank`.
@@ -179,6 +220,9 @@ impl fmt::Display for Recipe {
                     freqs.join(", "),
                     format_float(*scale)
                 )
+            }
+            Recipe::LutIndices { input, bits, group_size } | Recipe::LutTable { input, bits, group_size } => {
+                write!(f, "{}({input}, bits = {bits}, group_size = {group_size})", self.name())
             }
         }
     }

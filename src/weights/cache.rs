@@ -42,6 +42,21 @@ impl WeightCache {
         Ok(self.lock().entry(name.to_string()).or_insert(t).clone())
     }
 
+    /// The weight `name` without keeping it: the cached tensor if there is one, else a fresh
+    /// materialisation that is *not* stored. For streaming consumers (the Core ML emitter
+    /// writes each weight once and must not hold them all).
+    pub fn get_uncached(&self, name: &str) -> Result<Arc<Tensor>, WeightError> {
+        if let Some(t) = self.lock().get(name) {
+            return Ok(t.clone());
+        }
+        let w = self.declared.get(name).ok_or_else(|| WeightError::UnknownWeight { name: name.to_string() })?;
+        let t = materialize(&w.recipe, self.source.as_ref())?;
+        if t.tensor_type() != w.ty {
+            return Err(WeightError::Type { name: name.to_string(), declared: w.ty.clone(), got: t.tensor_type() });
+        }
+        Ok(Arc::new(t))
+    }
+
     /// Number of weights materialised so far.
     pub fn materialized(&self) -> usize {
         self.lock().len()

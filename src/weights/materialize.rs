@@ -1,7 +1,8 @@
 //! Evaluating a weight [`Recipe`] against a [`TensorSource`].
 //!
-//! Every recipe node yields a float tensor (recipe typing only admits float tensors, and a
-//! `checkpoint` leaf with a non-float dtype is rejected as unsupported). The recipe is
+//! Every recipe node above a `checkpoint` leaf works on float tensors (recipe typing only
+//! admits float tensors there); a bare `checkpoint` leaf may also declare an integer or
+//! index dtype, whose values must arrive as exact integers. The recipe is
 //! type-checked with `Recipe::infer_type` before anything is read, so the shape arithmetic
 //! below cannot go out of range; the result's type equals the inferred type.
 
@@ -10,6 +11,7 @@ use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 use crate::interp::Tensor;
 use crate::interp::tensor::round_f64;
 use crate::ir::{DType, Recipe};
+use crate::quant::LutPart;
 
 use super::rope::{Trig, rope_table};
 use super::{TensorSource, WeightError};
@@ -19,10 +21,15 @@ use super::{TensorSource, WeightError};
 /// - `checkpoint`: the source tensor's shape must equal the declared shape (else
 ///   [`WeightError::Shape`] naming the tensor). Values arrive as f32; the declared dtype
 ///   (bf16/fp16/fp32) only fixes the result dtype — the values are rounded to it, which is
-///   the identity when the checkpoint really stores that dtype.
+///   the identity when the checkpoint really stores that dtype. A non-float declared dtype
+///   (int32, uint4 indices, …) needs exact integers in range (|v| < 2^24), else
+///   [`WeightError::Source`].
 /// - `cast`: round to nearest even; `reshape`/`transpose`/`slice`/`concat`: element moves;
 ///   `scale`: each element times `factor` in f64, rounded once; `rope_cos`/`rope_sin`: see
 ///   [`rope_table`].
+/// - `lut_indices` / `lut_table`: the input is palettized by
+///   [`crate::quant::palettize_tensor`], once for both recipes of a weight (through
+///   [`crate::quant::PaletteMemo`]).
 pub fn materialize(recipe: &Recipe, src: &dyn TensorSource) -> Result<Tensor, WeightError> {
     let ty = recipe.infer_type().map_err(|message| WeightError::Recipe { message })?;
     let out = eval(recipe, src)?;
@@ -53,17 +60,22 @@ fn reshape(a: ArrayViewD<'_, f32>, shape: &[usize]) -> Result<ArrayD<f32>, Weigh
 fn eval(recipe: &Recipe, src: &dyn TensorSource) -> Result<Tensor, WeightError> {
     match recipe {
         Recipe::Checkpoint { tensor, ty } => {
-            if !ty.dtype.is_float() {
-                return Err(WeightError::Unsupported {
-                    message: format!("checkpoint tensor {tensor:?} declared {}: only float tensors", ty.dtype),
-                });
-            }
             let (shape, data) = src.read_f32(tensor)?;
             if shape != ty.shape {
                 return Err(WeightError::Shape { tensor: tensor.clone(), expected: ty.shape.clone(), got: shape });
             }
-            Tensor::from_f32(ty.dtype, &shape, data)
-                .map_err(|e| WeightError::Source { tensor: tensor.clone(), message: e.to_string() })
+            let source_err = |message: String| WeightError::Source { tensor: tensor.clone(), message };
+            if ty.dtype.is_float() {
+                return Tensor::from_f32(ty.dtype, &shape, data).map_err(|e| source_err(e.to_string()));
+            }
+            // Integer / index tensors (e.g. palettization indices read back from a Core ML
+            // package) arrive as exact small integers in f32.
+            let ints = data
+                .iter()
+                .map(|&v| (v.fract() == 0.0 && v.abs() < 16_777_216.0).then_some(v as i64))
+                .collect::<Option<Vec<i64>>>()
+                .ok_or_else(|| source_err(format!("non-integer value for a {} tensor", ty.dtype)))?;
+            Tensor::from_i64(ty.dtype, &shape, ints).map_err(|e| source_err(e.to_string()))
         }
         Recipe::Cast { input, dtype } => {
             let t = eval(input, src)?;
@@ -98,5 +110,11 @@ fn eval(recipe: &Recipe, src: &dyn TensorSource) -> Result<Tensor, WeightError> 
         }
         Recipe::RopeCos { inv_freq, len, scale, dtype } => rope_table(inv_freq, *len, *scale, Trig::Cos, *dtype),
         Recipe::RopeSin { inv_freq, len, scale, dtype } => rope_table(inv_freq, *len, *scale, Trig::Sin, *dtype),
+        Recipe::LutIndices { input, bits, group_size } | Recipe::LutTable { input, bits, group_size } => {
+            let part = if matches!(recipe, Recipe::LutIndices { .. }) { LutPart::Indices } else { LutPart::Table };
+            let t = eval(input, src)?;
+            crate::quant::materialize_lut(&t, *bits, *group_size, part)
+                .map_err(|e| internal(format!("recipe {}: {e}", recipe.name())))
+        }
     }
 }

@@ -1,0 +1,77 @@
+//! Sub-byte packing: a little-endian bit stream where element `i` of width `b` occupies bits
+//! `[i·b, i·b + b)`, bit 0 being the least significant bit of byte 0. An element straddling a
+//! byte boundary keeps its low bits in the current byte and its high bits in the next one.
+//! The same packing is used in `weight.bin` and in immediate `bytes` values.
+
+/// Packs `values` (each `< 2^bits`, `1 ≤ bits ≤ 8`) into `ceil(n·bits/8)` bytes. Bits above
+/// the width are masked off (callers validate ranges first).
+pub fn pack_bits(values: impl IntoIterator<Item = u8>, bits: u32) -> Vec<u8> {
+    debug_assert!((1..=8).contains(&bits));
+    let mask = ((1u16 << bits) - 1) as u8;
+    let mut out = Vec::new();
+    let mut acc: u32 = 0;
+    let mut filled = 0u32;
+    for v in values {
+        acc |= u32::from(v & mask) << filled;
+        filled += bits;
+        while filled >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            filled -= 8;
+        }
+    }
+    if filled > 0 {
+        out.push(acc as u8);
+    }
+    out
+}
+
+/// Unpacks `n` elements of width `bits` from `bytes`; `None` if `bytes` is too short.
+pub fn unpack_bits(bytes: &[u8], bits: u32, n: usize) -> Option<Vec<u8>> {
+    debug_assert!((1..=8).contains(&bits));
+    if (n as u64) * u64::from(bits) > (bytes.len() as u64) * 8 {
+        return None;
+    }
+    let mask = (1u32 << bits) - 1;
+    let mut out = Vec::with_capacity(n);
+    let mut acc: u32 = 0;
+    let mut filled = 0u32;
+    let mut next = bytes.iter();
+    for _ in 0..n {
+        while filled < bits {
+            acc |= u32::from(*next.next()?) << filled;
+            filled += 8;
+        }
+        out.push((acc & mask) as u8);
+        acc >>= bits;
+        filled -= bits;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Vectors from the format reference (observed on coremltools-made files).
+    #[test]
+    fn reference_vectors() {
+        assert_eq!(pack_bits([3, 7, 15, 1, 2, 4], 4), [0x73, 0x1f, 0x42]);
+        assert_eq!(pack_bits([1, 2, 3, 4, 5], 3), [0b1101_0001, 0b0101_1000]);
+        assert_eq!(pack_bits([63, 1, 2], 6), [0x7f, 0x20, 0x00]);
+        assert_eq!(pack_bits([1, 0, 1, 1, 0, 0, 0, 0, 1], 1), [0x0d, 0x01]);
+        // int4 [3, -3, -5, 6] as two's-complement nibbles.
+        assert_eq!(pack_bits([3u8, (-3i8) as u8, (-5i8) as u8, 6], 4), [0xd3, 0x6b]);
+    }
+
+    #[test]
+    fn roundtrip_every_width() {
+        for bits in [1u32, 2, 3, 4, 6, 8] {
+            let values: Vec<u8> = (0..37u32).map(|i| ((i * 7 + 3) % (1 << bits)) as u8).collect();
+            let packed = pack_bits(values.iter().copied(), bits);
+            assert_eq!(packed.len(), (values.len() * bits as usize).div_ceil(8));
+            assert_eq!(unpack_bits(&packed, bits, values.len()).unwrap(), values);
+        }
+        assert!(unpack_bits(&[0xff], 3, 3).is_none());
+    }
+}

@@ -1,0 +1,109 @@
+//! The ANE cost model used by extraction (documented in `docs/cost-model.md`).
+//!
+//! A node's cost is an estimate of its run time on the Neural Engine in *element-operation
+//! units*: roughly `elements touched × per-op factor × dtype factor`. Absolute values do not
+//! matter, only comparisons between alternatives of one function do.
+//!
+//! Invariants:
+//! - leaves (inputs, weights, literals, attributes) and the pseudo ops cost 0;
+//! - a weight-derived node (folded into a weight recipe after extraction) costs 0;
+//! - an op outside the ANE allow-list ([`super::check::is_ane_op`]) costs at least
+//!   [`PROHIBITIVE`], so any ANE-legal alternative wins;
+//! - every cost is finite and non-negative, so sums are well defined.
+
+use egg::Id;
+
+use crate::ir::{DType, Op};
+
+use super::analysis::{Data, EG, node_op, splat_of, tensor_of};
+use super::attrs::operand_count;
+use super::check::is_ane_op;
+use super::lang::{GET, ROOTS, Tnode};
+
+/// The cost floor of an op the ANE cannot run.
+pub const PROHIBITIVE: f64 = 1e9;
+
+/// Multiplier for float work not in fp16 (the ANE computes in fp16; fp32 work falls back).
+pub const NON_FP16_FACTOR: f64 = 4.0;
+
+/// Per-element factor of each op kind (see `docs/cost-model.md`).
+pub fn kind_factor(kind: &str) -> f64 {
+    match kind {
+        "add" | "sub" | "mul" | "maximum" | "minimum" | "neg" | "cast" | "expand" => 1.0,
+        "exp" | "sqrt" | "rsqrt" | "sigmoid" | "silu" | "div" => 2.0,
+        "gelu" => 4.0,
+        // x^y is exp(y·ln x): two transcendental steps, and x² overflows fp16 for |x| > 256.
+        "pow" => 8.0,
+        "reshape" | "squeeze" | "expand_dims" => 0.25,
+        "slice" | "split" | "concat" => 0.5,
+        "transpose" => 4.0,
+        "gather" => 8.0,
+        "reduce_sum" | "reduce_mean" | "reduce_max" | "argmax" => 2.0,
+        "softmax" => 4.0,
+        "layer_norm" => 3.0,
+        "slice_update" | "read_state" | "write_state" => 1.0,
+        _ => 1.0,
+    }
+}
+
+fn non_fp16(d: DType) -> bool {
+    d.is_float() && d != DType::F16
+}
+
+/// Whether the op node would be folded into a weight recipe (its operands are weights).
+fn folds(egraph: &EG, kind: &str, operands: &[Id]) -> bool {
+    let weight = |c: &Id| egraph[*c].data.is_weight();
+    match kind {
+        "mul" => {
+            let scaled = |w: Id, c: Id| weight(&w) && splat_of(egraph, c).is_some();
+            scaled(operands[0], operands[1]) || scaled(operands[1], operands[0])
+        }
+        _ => super::analysis::is_foldable_kind(kind) && operands.iter().all(weight),
+    }
+}
+
+/// The cost of one e-node of e-class `class`, given the types in the e-graph.
+pub fn node_cost(egraph: &EG, class: Id, node: &Tnode) -> f64 {
+    let Tnode::Op(kind, children) = node else { return 0.0 };
+    if *kind == GET || *kind == ROOTS {
+        return 0.0;
+    }
+    let operands = &children[..operand_count(kind, children.len())];
+    if folds(egraph, kind, operands) {
+        return 0.0;
+    }
+    let out_ty = match &egraph[class].data {
+        Data::Tensor { ty, .. } => Some(ty.clone()),
+        _ => None,
+    };
+    let in_types: Vec<_> = operands.iter().filter_map(|&c| tensor_of(egraph, c)).collect();
+    let out_numel = out_ty.as_ref().map_or(0, |t| t.numel()) as f64;
+    let in_numel = in_types.iter().map(|t| t.numel()).max().unwrap_or(0) as f64;
+    let elems = out_numel.max(in_numel).max(1.0);
+    let work = match *kind {
+        "conv" => {
+            let Some(w) = in_types.get(1) else { return PROHIBITIVE };
+            let taps = (w.shape[1] * w.shape[2] * w.shape[3]) as f64;
+            out_numel * taps / 16.0 + out_numel
+        }
+        "matmul" | "linear" => {
+            let Some(a) = in_types.first() else { return PROHIBITIVE };
+            let transpose_a = *kind == "matmul"
+                && matches!(node_op(egraph, kind, children), Ok(Op::Matmul { transpose_a: true, .. }));
+            let r = a.rank();
+            let k = if transpose_a && r >= 2 { a.shape[r - 2] } else { a.shape.last().copied().unwrap_or(1) };
+            out_numel * k as f64 / 8.0 + out_numel
+        }
+        "write_state" | "slice_update" => in_types.get(1).map_or(elems, |t| t.numel() as f64),
+        "lut_to_dense" => 0.0,
+        k => elems * kind_factor(k),
+    };
+    let dtype_factor =
+        if out_ty.as_ref().is_some_and(|t| non_fp16(t.dtype)) || in_types.iter().any(|t| non_fp16(t.dtype)) {
+            NON_FP16_FACTOR
+        } else {
+            1.0
+        };
+    let base = work * dtype_factor;
+    if is_ane_op(kind) { base } else { PROHIBITIVE + base }
+}

@@ -1,0 +1,29 @@
+//! Weight values for statistics (the fp16 range report): materialises the module's float
+//! weights that are not fp16 yet, reading the checkpoint named by the module's `checkpoint`
+//! attribute through the interpreter's weight code (`crate::weights`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::checkpoint::Checkpoint;
+use crate::ir::{DType, Module};
+use crate::weights::WeightCache;
+
+/// Calls `f(name, values)` for every float, non-fp16 weight of `m`, one at a time (each
+/// weight's values are dropped before the next is read). Fails — before calling `f` —
+/// when the checkpoint is not available, and on the first weight that cannot be read.
+pub fn for_each_float_weight(m: &Module, mut f: impl FnMut(&str, &[f32])) -> Result<(), String> {
+    let dir = m.attr_str("checkpoint").ok_or("the module has no `checkpoint` attribute")?;
+    let path = Path::new(dir);
+    if !path.is_dir() {
+        return Err(format!("checkpoint folder `{dir}` is not readable from here"));
+    }
+    let checkpoint = Checkpoint::open(path).map_err(|e| e.to_string())?;
+    let cache = WeightCache::new(m, Arc::new(checkpoint));
+    for w in m.weights.iter().filter(|w| w.ty.dtype.is_float() && w.ty.dtype != DType::F16) {
+        let t = cache.get(&w.name).map_err(|e| e.to_string())?;
+        f(&w.name, &t.to_f32_vec());
+        cache.clear();
+    }
+    Ok(())
+}

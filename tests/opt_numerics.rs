@@ -1,0 +1,144 @@
+//! `lower` → `opt` (every pass) → the reference interpreter still reproduces transformers on
+//! every fixture: at every position ‖Δ‖/‖ref‖ ≤ 3e-3 against the float32 logits, and the
+//! greedy tokens are identical. The optimised module runs in fp16 (the interpreter rounds
+//! after every op), so this bounds what the precision, layout and norm rewrites cost.
+//!
+//! The bound is the issue's, and tight on purpose: ANEMLL's own fp16 packages reach ≤ 1.3e-3
+//! on such models, and a 25% error in the attention scale only moves the error to ~1.6e-2.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anemllc::checkpoint::Checkpoint;
+use anemllc::frontend::{LowerOptions, lower_checkpoint};
+use anemllc::interp::Session;
+use anemllc::ir::Module;
+use anemllc::opt::{check_module, optimize};
+use ndarray::Array2;
+
+const FIXTURES: [&str; 8] = [
+    "llama_tiny",
+    "llama_tied",
+    "llama3_rope",
+    "llama_linear_rope",
+    "qwen2_bias",
+    "qwen3_headdim",
+    "llama_sharded",
+    "llama_bf16",
+];
+
+const MAX_REL_ERR: f64 = 3e-3;
+
+struct Reference {
+    prompt: Vec<u32>,
+    generated: Vec<u32>,
+    tokens: Vec<u32>,
+    logits: Array2<f32>,
+}
+
+fn fixture_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models").join(name)
+}
+
+fn reference(name: &str) -> Reference {
+    let dir = fixture_dir(name);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let ids = |k: &str| json[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect::<Vec<_>>();
+    let logits: Array2<f32> = ndarray_npy::read_npy(dir.join("logits.npy")).unwrap();
+    Reference { prompt: ids("prompt"), generated: ids("generated"), tokens: ids("tokens"), logits }
+}
+
+/// ‖a − b‖ / ‖b‖ over one position.
+fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| ((*x as f64) - (*y as f64)).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (num / den).sqrt()
+}
+
+/// Worst relative error over all positions and whether greedy decoding matches.
+fn measure(name: &str, module: Module) -> (f64, bool) {
+    let r = reference(name);
+    let dir = fixture_dir(name);
+    let mut session = Session::new(module, Arc::new(Checkpoint::open(&dir).unwrap())).unwrap();
+    let logits = session.teacher_forced_logits(&r.tokens, r.prompt.len()).unwrap();
+    assert_eq!(logits.len(), r.tokens.len(), "{name}: one row per position");
+    let worst = logits
+        .iter()
+        .enumerate()
+        .map(|(pos, row)| rel_err(row, r.logits.row(pos).as_slice().unwrap()))
+        .fold(0.0, f64::max);
+    let greedy = session.generate_greedy(&r.prompt, r.generated.len()).unwrap();
+    (worst, greedy == r.generated)
+}
+
+fn lowered(name: &str) -> Module {
+    lower_checkpoint(&fixture_dir(name), &LowerOptions::new(32, 8)).unwrap()
+}
+
+fn optimised(name: &str) -> Module {
+    let (module, _) = optimize(&lowered(name), &[], |_, _| {}).unwrap();
+    let violations = check_module(&module);
+    assert!(violations.is_empty(), "{name}: not ANE-ready: {}", violations[0]);
+    // One fp16 KV state [2L, nkv, C, hd] shared by every function that has a state.
+    let layers = module.attr_int("layers").unwrap() as usize;
+    for f in &module.functions {
+        for &i in &f.inputs {
+            let v = &f.values[i];
+            if let anemllc::ir::Type::State(t) = &v.ty {
+                assert_eq!(v.name, "model_model_kv_cache_0", "{name} @{}", f.name);
+                assert_eq!((t.dtype, t.shape[0], t.shape[2]), (anemllc::ir::DType::F16, 2 * layers, 32), "{name}");
+            }
+        }
+    }
+    module
+}
+
+/// The error after each prefix of the pipeline, for diagnosis (`--nocapture` prints it).
+#[test]
+fn error_after_each_pass_on_llama_tiny() {
+    let name = "llama_tiny";
+    let (worst, _) = measure(name, lowered(name));
+    eprintln!("{name}: lowered: {worst:.2e}");
+    let mut passes: Vec<&str> = Vec::new();
+    for pass in anemllc::opt::pass_names() {
+        passes.push(pass);
+        let (module, _) = optimize(&lowered(name), &passes, |_, _| {}).unwrap();
+        let (worst, greedy) = measure(name, module);
+        eprintln!("{name}: after {}: {worst:.2e} (greedy identical: {greedy})", passes.join(","));
+    }
+}
+
+#[test]
+fn every_fixture_matches_transformers_after_opt() {
+    let mut failures = Vec::new();
+    for name in FIXTURES {
+        let (worst, greedy_ok) = measure(name, optimised(name));
+        eprintln!(
+            "{name}: worst relative error {worst:.2e}, greedy {}",
+            if greedy_ok { "identical" } else { "DIFFERS" }
+        );
+        if worst > MAX_REL_ERR || !greedy_ok {
+            failures.push(format!("{name}: {worst:.3e} (greedy identical: {greedy_ok})"));
+        }
+    }
+    assert!(failures.is_empty(), "over {MAX_REL_ERR:e} or greedy mismatch: {failures:?}");
+}
+
+/// `opt` composes with the splitter in either order: chunk functions holding several
+/// layers (and several KV states before `kv-state`) optimise the same way.
+#[test]
+fn split_and_opt_commute_numerically() {
+    use anemllc::split::split_module;
+    let name = "llama_tiny";
+    let plan = [0..2, 2..3];
+    let (split_then_opt, _) = optimize(&split_module(&lowered(name), &plan).unwrap(), &[], |_, _| {}).unwrap();
+    let opt_then_split = split_module(&optimised(name), &plan).unwrap();
+    for (order, module) in [("split→opt", split_then_opt), ("opt→split", opt_then_split)] {
+        let violations = check_module(&module);
+        assert!(violations.is_empty(), "{order}: {}", violations[0]);
+        let (worst, greedy_ok) = measure(name, module);
+        eprintln!("{name} {order}: worst relative error {worst:.2e}");
+        assert!(worst <= MAX_REL_ERR && greedy_ok, "{order}: {worst:.3e}, greedy identical: {greedy_ok}");
+    }
+}
