@@ -14,6 +14,7 @@ have_pinned() {
     "$venv/bin/python" - <<'PY' 2>/dev/null
 import importlib.metadata as m
 ok = m.version("coremltools") == "9.0"
+import sklearn  # noqa: F401  (coremltools' k-means palettizer needs scikit-learn)
 major, minor = (int(x) for x in m.version("numpy").split(".")[:2])
 raise SystemExit(0 if ok and (major, minor) < (2, 3) else 1)
 PY
@@ -28,6 +29,6 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet "coremltools==9.0" "numpy<2.3"
+"$venv/bin/python" -m pip install --quiet "coremltools==9.0" "numpy<2.3" "scikit-learn"
 have_pinned
 echo "coremltools venv ready: $venv"
