@@ -14,7 +14,7 @@ use anemllc::checkpoint::Checkpoint;
 use anemllc::frontend::{LowerOptions, lower_checkpoint};
 use anemllc::interp::Session;
 use anemllc::ir::{Module, Op};
-use anemllc::opt::optimize;
+use anemllc::opt::{check_module, optimize};
 use anemllc::quant::{LutConfig, palettize_module};
 use ndarray::Array2;
 
@@ -106,6 +106,9 @@ fn optimised_lut6_stays_close_to_transformers() {
     let cfg = LutConfig::parse("ffn=6,lm_head=6").unwrap();
     let (opt, _) = optimize(&lowered("llama_tiny"), &[], |_, _| {}).unwrap();
     let m = palettize_module(&opt, &cfg).unwrap();
+    // The palettized ANE-form module is still what the ANE runs.
+    let ane = check_module(&m);
+    assert!(ane.is_empty(), "ANE check of the palettized module: {ane:?}");
     check("llama_tiny lower → opt → lut6", "llama_tiny", m, true);
 }
 

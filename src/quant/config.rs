@@ -38,14 +38,18 @@ impl Default for LutConfig {
     }
 }
 
-fn parse_bits(key: &str, value: &str) -> Result<Option<u32>, QuantError> {
+/// Bits or `none`; `part` names the part in the error message.
+fn parse_bits(part: Option<&str>, value: &str) -> Result<Option<u32>, QuantError> {
     let value = value.trim();
     if value.eq_ignore_ascii_case("none") {
         return Ok(None);
     }
     match value.parse::<u32>() {
         Ok(b) if SUPPORTED_BITS.contains(&b) => Ok(Some(b)),
-        _ => Err(QuantError::Config(format!("{key}: bits must be one of 1, 2, 3, 4, 6, 8 or `none`, got `{value}`"))),
+        _ => Err(QuantError::Config(format!(
+            "--lut: {}bits must be one of 1, 2, 3, 4, 6, 8 or `none`, got `{value}`",
+            part.map_or(String::new(), |p| format!("{p}: "))
+        ))),
     }
 }
 
@@ -64,10 +68,10 @@ impl LutConfig {
         let mut cfg = LutConfig::default();
         let spec = spec.trim();
         if spec.is_empty() {
-            return Err(QuantError::Config("empty; expected e.g. `ffn=6,lm_head=6,embed=none`".into()));
+            return Err(QuantError::Config("--lut: empty; expected e.g. `ffn=6,lm_head=6,embed=none`".into()));
         }
         if !spec.contains('=') {
-            let bits = parse_bits("--lut", spec)?;
+            let bits = parse_bits(None, spec)?;
             cfg.ffn = bits;
             cfg.lm_head = bits;
             return Ok(cfg);
@@ -75,7 +79,7 @@ impl LutConfig {
         let mut seen: Vec<&str> = Vec::new();
         for item in spec.split(',') {
             let Some((key, value)) = item.split_once('=') else {
-                return Err(QuantError::Config(format!("`{}` is not `part=bits`", item.trim())));
+                return Err(QuantError::Config(format!("--lut: `{}` is not `part=bits`", item.trim())));
             };
             let key = key.trim();
             let slot = match key {
@@ -84,15 +88,15 @@ impl LutConfig {
                 "embed" => &mut cfg.embed,
                 _ => {
                     return Err(QuantError::Config(format!(
-                        "unknown part `{key}`; the parts are ffn, lm_head and embed"
+                        "--lut: unknown part `{key}`; the parts are ffn, lm_head and embed"
                     )));
                 }
             };
             if seen.contains(&key) {
-                return Err(QuantError::Config(format!("part `{key}` given twice")));
+                return Err(QuantError::Config(format!("--lut: part `{key}` given twice")));
             }
             seen.push(key);
-            *slot = parse_bits(key, value)?;
+            *slot = parse_bits(Some(key), value)?;
         }
         Ok(cfg)
     }
@@ -146,7 +150,8 @@ mod tests {
     #[test]
     fn errors_say_what_is_wrong() {
         let msg = |s: &str| LutConfig::parse(s).unwrap_err().to_string();
-        assert!(msg("ffn=5").contains("bits must be one of 1, 2, 3, 4, 6, 8"), "{}", msg("ffn=5"));
+        assert!(msg("ffn=5").starts_with("--lut: ffn: bits must be one of 1, 2, 3, 4, 6, 8"), "{}", msg("ffn=5"));
+        assert_eq!(msg("7"), "--lut: bits must be one of 1, 2, 3, 4, 6, 8 or `none`, got `7`");
         assert!(msg("ffn=six").contains("`six`"));
         assert!(msg("7").contains("got `7`"));
         assert!(msg("mlp=4").contains("unknown part `mlp`"));

@@ -36,7 +36,8 @@ pub enum QuantError {
     Shape { shape: Vec<usize>, message: String },
     #[error("non-finite value {value} at flat index {index}")]
     NonFinite { index: usize, value: f32 },
-    #[error("--lut: {0}")]
+    /// A bad `--lut` / `--lut-group-size` value or configuration; the message names it.
+    #[error("{0}")]
     Config(String),
     #[error("palettize: {0}")]
     Transform(String),

@@ -101,7 +101,7 @@ pub fn plan_module(module: &Module, cfg: &LutConfig) -> Result<Vec<LutDecision>,
         super::palettize::check_bits(bits)?;
     }
     if cfg.group_size == 0 {
-        return Err(QuantError::Config("group size must be ≥ 1".into()));
+        return Err(QuantError::Config("LUT group size must be ≥ 1".into()));
     }
     let mut uses: Vec<(String, String, String, u32)> = Vec::new();
     for f in &module.functions {
