@@ -2,7 +2,9 @@
 //! logits at every position within ‖Δ‖/‖ref‖ ≤ 1e-4, and 16 greedy tokens identical.
 //! The references were produced by tests/fixtures/make_fixtures.py (transformers, eager).
 
-use std::path::{Path, PathBuf};
+mod reference_support;
+
+use reference_support::{FIXTURES, fixture_dir, reference, rel_err};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -11,46 +13,8 @@ use anemllc::frontend::{LowerOptions, lower_checkpoint};
 use anemllc::interp::Session;
 use ndarray::Array2;
 
-const FIXTURES: [&str; 8] = [
-    "llama_tiny",
-    "llama_tied",
-    "llama3_rope",
-    "llama_linear_rope",
-    "qwen2_bias",
-    "qwen3_headdim",
-    "llama_sharded",
-    "llama_bf16",
-];
-
 /// The bound from the issue: tight, so that a wrong RoPE band or attention scale shows.
 const MAX_REL_ERR: f64 = 1e-4;
-
-struct Reference {
-    prompt: Vec<u32>,
-    generated: Vec<u32>,
-    tokens: Vec<u32>,
-    logits: Array2<f32>,
-}
-
-fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models").join(name)
-}
-
-fn reference(name: &str) -> Reference {
-    let dir = fixture_dir(name);
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
-    let ids = |k: &str| json[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect::<Vec<_>>();
-    let logits: Array2<f32> = ndarray_npy::read_npy(dir.join("logits.npy")).unwrap();
-    Reference { prompt: ids("prompt"), generated: ids("generated"), tokens: ids("tokens"), logits }
-}
-
-/// ‖a − b‖ / ‖b‖ over one position.
-fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| ((*x as f64) - (*y as f64)).powi(2)).sum();
-    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
-    (num / den).sqrt()
-}
 
 fn check_fixture(name: &str, context: usize, batch: usize) -> f64 {
     let r = reference(name);

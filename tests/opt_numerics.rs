@@ -6,7 +6,9 @@
 //! The bound is the issue's, and tight on purpose: ANEMLL's own fp16 packages reach ≤ 1.3e-3
 //! on such models, and a 25% error in the attention scale only moves the error to ~1.6e-2.
 
-use std::path::{Path, PathBuf};
+mod reference_support;
+
+use reference_support::{FIXTURES, fixture_dir, reference, rel_err};
 use std::sync::Arc;
 
 use anemllc::checkpoint::Checkpoint;
@@ -14,47 +16,8 @@ use anemllc::frontend::{LowerOptions, lower_checkpoint};
 use anemllc::interp::Session;
 use anemllc::ir::Module;
 use anemllc::opt::{check_module, optimize};
-use ndarray::Array2;
-
-const FIXTURES: [&str; 8] = [
-    "llama_tiny",
-    "llama_tied",
-    "llama3_rope",
-    "llama_linear_rope",
-    "qwen2_bias",
-    "qwen3_headdim",
-    "llama_sharded",
-    "llama_bf16",
-];
 
 const MAX_REL_ERR: f64 = 3e-3;
-
-struct Reference {
-    prompt: Vec<u32>,
-    generated: Vec<u32>,
-    tokens: Vec<u32>,
-    logits: Array2<f32>,
-}
-
-fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models").join(name)
-}
-
-fn reference(name: &str) -> Reference {
-    let dir = fixture_dir(name);
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
-    let ids = |k: &str| json[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect::<Vec<_>>();
-    let logits: Array2<f32> = ndarray_npy::read_npy(dir.join("logits.npy")).unwrap();
-    Reference { prompt: ids("prompt"), generated: ids("generated"), tokens: ids("tokens"), logits }
-}
-
-/// ‖a − b‖ / ‖b‖ over one position.
-fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| ((*x as f64) - (*y as f64)).powi(2)).sum();
-    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
-    (num / den).sqrt()
-}
 
 /// Worst relative error over all positions and whether greedy decoding matches.
 fn measure(name: &str, module: Module) -> (f64, bool) {
