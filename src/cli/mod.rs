@@ -1,6 +1,7 @@
 //! The `anemllc` command line: a thin shell over the library. Exit codes: 0 success,
 //! 1 a conversion/run failure, 2 bad usage or bad input (including malformed IR).
 
+mod emit_command;
 mod inspect_command;
 mod ir_commands;
 mod lower_command;
@@ -38,6 +39,10 @@ pub enum Command {
     Opt(opt_command::OptArgs),
     /// Check that a module only uses what the ANE runs (ops, dtypes, dimensions).
     Check(opt_command::CheckArgs),
+    /// Write an optimised module as the packages ANEMLL's runtimes load: embeddings, FFN
+    /// chunks (infer + prefill sharing weights and the KV state), LM head, meta.yaml and
+    /// tokenizer files.
+    Emit(emit_command::EmitArgs),
 }
 
 /// An error the CLI reports: a one-line message and an exit code.
@@ -74,6 +79,7 @@ pub fn main() -> i32 {
         Command::Check(args) => opt_command::check(args),
         Command::Run(args) => run_command::run(args),
         Command::Inspect(args) => inspect_command::inspect(args),
+        Command::Emit(args) => emit_command::emit(args),
     };
     match result {
         Ok(()) => 0,

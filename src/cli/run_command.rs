@@ -43,26 +43,33 @@ pub struct RunArgs {
     pub model: Option<PathBuf>,
 }
 
-/// The checkpoint folder: `--model`, else the module attribute, resolved against the current
-/// directory and then against the module file's directory.
-fn checkpoint_dir(args: &RunArgs, attr: Option<&str>) -> Result<PathBuf, CliError> {
-    if let Some(dir) = &args.model {
-        return Ok(dir.clone());
+/// The checkpoint folder: `explicit` (a flag), else the module's `checkpoint` attribute
+/// resolved against the current directory and then against the module file's directory.
+pub(super) fn checkpoint_dir(
+    module_path: &Path,
+    explicit: Option<&Path>,
+    attr: Option<&str>,
+) -> Result<PathBuf, CliError> {
+    if let Some(dir) = explicit {
+        return Ok(dir.to_path_buf());
     }
     let attr = attr.ok_or_else(|| {
-        CliError::input(format!("{}: no `checkpoint` attribute; pass --model DIR", args.module.display()))
+        CliError::input(format!(
+            "{}: no `checkpoint` attribute; pass the checkpoint folder explicitly",
+            module_path.display()
+        ))
     })?;
     let direct = PathBuf::from(attr);
     if direct.is_absolute() || direct.join("config.json").exists() {
         return Ok(direct);
     }
-    let beside = args.module.parent().unwrap_or(Path::new(".")).join(attr);
+    let beside = module_path.parent().unwrap_or(Path::new(".")).join(attr);
     Ok(if beside.exists() { beside } else { direct })
 }
 
 pub fn run(args: RunArgs) -> Result<(), CliError> {
     let module = load_verified(&args.module)?;
-    let dir = checkpoint_dir(&args, module.attr_str("checkpoint"))?;
+    let dir = checkpoint_dir(&args.module, args.model.as_deref(), module.attr_str("checkpoint"))?;
     let ckpt = Checkpoint::open(&dir).map_err(|e| CliError::input(e.to_string()))?;
     let eos: Vec<u32> = match module.attrs.get("eos_token_ids") {
         Some(crate::ir::AttrValue::Ints(v)) => v.iter().filter_map(|&t| u32::try_from(t).ok()).collect(),

@@ -102,6 +102,10 @@ impl<T> Arena<T> {
         self.items.iter().enumerate().map(|(i, item)| (Handle::from_index(i), item))
     }
 
+    pub fn iter_mut(&mut self) -> impl DoubleEndedIterator<Item = (Handle<T>, &mut T)> + ExactSizeIterator {
+        self.items.iter_mut().enumerate().map(|(i, item)| (Handle::from_index(i), item))
+    }
+
     pub fn get_mut(&mut self, handle: Handle<T>) -> &mut T {
         &mut self.items[handle.index()]
     }

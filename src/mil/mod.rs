@@ -30,5 +30,7 @@ pub mod types;
 pub use emit::weights::MIN_BLOB_ELEMENTS;
 pub use error::{EmitError, ReadError};
 pub use package::{SPEC_VERSION, write_package};
-pub use reader::{PackageContents, PackageTensors, ReadPackage, open_package, read_package};
+pub use reader::{
+    FunctionRead, PackageContents, PackageTensors, ReadPackage, open_package, read_package, read_package_functions,
+};
 pub use spec::{FunctionSpec, PackageInfo, PackageMetadata, PackageSpec};

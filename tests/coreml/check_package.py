@@ -263,6 +263,14 @@ def check_package(pkg, strict_states, dump=False):
         if desc.defaultFunctionName:
             errors.append("description: defaultFunctionName without functions")
         described = {"main": desc}
+    report["default_function"] = desc.defaultFunctionName or "main"
+    report["metadata"] = {"author": desc.metadata.author, "version": desc.metadata.versionString,
+                          "short_description": desc.metadata.shortDescription,
+                          "user_defined": dict(desc.metadata.userDefined)}
+    report["described"] = {name: {"inputs": {f.name: feature_summary(f) for f in d.input},
+                                  "outputs": {f.name: feature_summary(f) for f in d.output},
+                                  "states": {f.name: feature_summary(f) for f in d.state}}
+                           for name, d in described.items()}
     if set(described) != set(program.functions):
         errors.append(f"description functions {sorted(described)} != program functions {sorted(program.functions)}")
 

@@ -135,6 +135,8 @@ pub struct ReadPackage {
     pub tensors: Arc<PackageTensors>,
     pub spec_version: i32,
     pub default_function: String,
+    /// `ModelDescription.metadata.userDefined` (e.g. `com.anemll.context_length`).
+    pub user_metadata: std::collections::BTreeMap<String, String>,
 }
 
 impl ReadPackage {
@@ -144,8 +146,40 @@ impl ReadPackage {
     }
 }
 
+/// One function to translate by [`read_package_functions`]: the MIL function `mil_name`
+/// becomes the IR function `ir_name`, with flexible inputs fixed to `shapes` (input name →
+/// shape; inputs not listed take the description's default shape).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionRead {
+    pub mil_name: String,
+    pub ir_name: String,
+    pub shapes: HashMap<String, Vec<usize>>,
+}
+
+impl FunctionRead {
+    pub fn new(mil_name: impl Into<String>, ir_name: impl Into<String>) -> Self {
+        FunctionRead { mil_name: mil_name.into(), ir_name: ir_name.into(), shapes: HashMap::new() }
+    }
+
+    /// Fixes the shape of one (flexible) input.
+    pub fn with_shape(mut self, input: impl Into<String>, shape: Vec<usize>) -> Self {
+        self.shapes.insert(input.into(), shape);
+        self
+    }
+}
+
 /// Reads a package into a verified IR module. See the module docs for the rules.
 pub fn read_package(path: &Path) -> Result<ReadPackage, ReadError> {
+    read_selected(path, None)
+}
+
+/// Reads the listed functions of a package (each possibly several times, at different
+/// input shapes) into one verified IR module whose weights are shared between them.
+pub fn read_package_functions(path: &Path, functions: &[FunctionRead]) -> Result<ReadPackage, ReadError> {
+    read_selected(path, Some(functions))
+}
+
+fn read_selected(path: &Path, selection: Option<&[FunctionRead]>) -> Result<ReadPackage, ReadError> {
     let contents = open_package(path)?;
     let program = contents.program().ok_or_else(|| ReadError::Model {
         path: contents.model_path.clone(),
@@ -155,17 +189,25 @@ pub fn read_package(path: &Path) -> Result<ReadPackage, ReadError> {
     let mut ctx = function::ModuleCtx::new(sanitize(stem), contents.blobs.clone());
     ctx.module.attrs.insert("package".into(), AttrValue::Str(path.display().to_string()));
     ctx.module.attrs.insert("spec_version".into(), AttrValue::Int(i64::from(contents.model.specification_version)));
-    for name in contents.function_names() {
-        let f = &program.functions[&name];
-        let (inputs, _, _) = contents.features(&name);
-        let defaults: HashMap<String, Vec<usize>> = inputs
+    let reads: Vec<FunctionRead> = match selection {
+        Some(list) => list.to_vec(),
+        None => contents.function_names().into_iter().map(|n| FunctionRead::new(n.clone(), n)).collect(),
+    };
+    for read in &reads {
+        let f = program.functions.get(&read.mil_name).ok_or_else(|| ReadError::Model {
+            path: contents.model_path.clone(),
+            message: format!("the package has no function `{}`", read.mil_name),
+        })?;
+        let (inputs, _, _) = contents.features(&read.mil_name);
+        let mut defaults: HashMap<String, Vec<usize>> = inputs
             .iter()
             .filter_map(|feat| match feat.r#type.as_ref()?.r#type.as_ref()? {
                 FT::MultiArrayType(a) => Some((feat.name.clone(), a.shape.iter().map(|&d| d as usize).collect())),
                 FT::StateType(_) => None,
             })
             .collect();
-        let func = function::read_function(&mut ctx, &name, f, &defaults)?;
+        defaults.extend(read.shapes.clone());
+        let func = function::read_function(&mut ctx, &read.ir_name, f, &defaults)?;
         ctx.module.functions.push(func);
     }
     let (module, tensors) = ctx.finish();
@@ -178,5 +220,12 @@ pub fn read_package(path: &Path) -> Result<ReadPackage, ReadError> {
         tensors: Arc::new(tensors),
         spec_version: contents.model.specification_version,
         default_function: contents.default_function(),
+        user_metadata: contents
+            .model
+            .description
+            .as_ref()
+            .and_then(|d| d.metadata.as_ref())
+            .map(|m| m.user_defined.clone())
+            .unwrap_or_default(),
     })
 }
