@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod checkpoint;
 pub mod cli;
+pub mod convert;
 pub mod frontend;
 pub mod interp;
 pub mod ir;

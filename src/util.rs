@@ -32,7 +32,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Makes writes beyond RLIMIT_FSIZE fail with EFBIG instead of raising SIGXFSZ (whose
 /// default action kills the process). Process-wide and idempotent.
 #[cfg(unix)]
-fn ignore_file_size_signal() {
+pub fn ignore_file_size_signal() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // SAFETY: `signal` with SIG_IGN installs no handler code, so nothing can run in
@@ -44,4 +44,4 @@ fn ignore_file_size_signal() {
 }
 
 #[cfg(not(unix))]
-fn ignore_file_size_signal() {}
+pub fn ignore_file_size_signal() {}

@@ -53,6 +53,23 @@ fn every_rule_file_loads_and_every_rule_is_documented() {
 }
 
 #[test]
+fn palettize_is_a_module_transform_without_rules() {
+    let transforms: Vec<&str> = PASSES.iter().filter(|p| !p.is_egraph()).map(|p| p.name).collect();
+    assert_eq!(transforms, ["palettize"]);
+    assert_eq!(PASSES.last().unwrap().name, "palettize", "last in the default order");
+    let p = pass("palettize").unwrap();
+    assert!(p.rule_files().is_empty());
+    assert!(load_pass_rules(p).unwrap().0.is_empty());
+    let m = module(
+        "module @m {\n  func @main(%x: fp32[2]) -> (y: fp32[2]) {\n    %y = neg(%x) : fp32[2]\n    return %y\n  }\n}\n",
+    );
+    let err = run_pass_with(&m, p, Some(&["sink-cast"])).unwrap_err().to_string();
+    assert!(err.contains("pass `palettize`: a module transform has no rules to select"), "{err}");
+    // Off by default: the module is unchanged.
+    assert_eq!(run_pass_with(&m, p, None).unwrap().0, m);
+}
+
+#[test]
 fn unknown_registry_names_fail_to_load() {
     let err = rules::load("x.rules", "# c\nrule r: \"(neg ?x)\" => \"?x\" if nonexistent(?x)\n").err().unwrap();
     assert!(err.to_string().contains("x.rules:2: rule `r`: unknown condition `nonexistent`"), "{err}");

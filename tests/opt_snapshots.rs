@@ -1,26 +1,40 @@
 //! insta snapshots of the IR before and after every `opt` pass on a tiny fixture
 //! (llama_tied, context 16, batch 4), plus the `--report` of the run: rule firings,
-//! e-graph sizes and costs are part of what a reviewer sees change.
+//! e-graph sizes and costs are part of what a reviewer sees change. The `palettize` pass is
+//! off by default there; `llama_tiny_after_palettize` snapshots it at LUT6 (ffn, lm_head).
 
 use std::path::Path;
 
 use anemllc::frontend::{LowerOptions, lower_checkpoint};
-use anemllc::ir::print_module;
-use anemllc::opt::{check_module, optimize};
+use anemllc::ir::{Module, print_module};
+use anemllc::opt::{OptOptions, PassRun, check_module, optimize, optimize_with};
+use anemllc::quant::LutConfig;
+
+/// A fixture lowered at context 16, batch 4. A relative path keeps the `checkpoint`
+/// attribute machine-independent (tests run from the package root).
+fn lowered(name: &str) -> Module {
+    let dir = Path::new("tests/fixtures/models").join(name);
+    lower_checkpoint(&dir, &LowerOptions { context: 16, batch: 4, ..Default::default() }).unwrap()
+}
 
 #[test]
 fn llama_tied_before_and_after_each_pass() {
-    // A relative path keeps the `checkpoint` attribute machine-independent (tests run from
-    // the package root).
-    let dir = Path::new("tests/fixtures/models/llama_tied");
-    let module = lower_checkpoint(dir, &LowerOptions { context: 16, batch: 4, ..Default::default() }).unwrap();
+    let module = lowered("llama_tied");
     insta::assert_snapshot!("llama_tied@0-lowered", print_module(&module));
     let mut step = 0;
+    let mut previous = module.clone();
     let (out, report) = optimize(&module, &[], |pass, m| {
         step += 1;
-        insta::assert_snapshot!(format!("llama_tied@{step}-{pass}"), print_module(m));
+        if pass == "palettize" {
+            // Off without a LUT configuration: the module is the one after kv-state.
+            assert_eq!(*m, previous, "palettize without --lut changes nothing");
+        } else {
+            insta::assert_snapshot!(format!("llama_tied@{step}-{pass}"), print_module(m));
+        }
+        previous = m.clone();
     })
     .unwrap();
+    assert_eq!(step, 6, "six passes by default");
     insta::assert_snapshot!("llama_tied@report", report.to_string());
     assert!(check_module(&out).is_empty(), "the optimised module passes the ANE check");
 
@@ -47,4 +61,29 @@ fn llama_tied_before_and_after_each_pass() {
         .map(|w| w.name.as_str())
         .collect();
     assert!(!embed_sources.is_empty());
+}
+
+/// The report with the k-means times (the only non-deterministic numbers) blanked.
+fn without_times(report: &str) -> String {
+    report
+        .lines()
+        .map(|l| match l.find(", k-means ") {
+            Some(at) => format!("{}, k-means [time]\n", &l[..at]),
+            None => format!("{l}\n"),
+        })
+        .collect()
+}
+
+/// Every pass, then `palettize` at 6 bits for the FFN and the LM head: the weights section
+/// shows the `lut_indices` / `lut_table` recipes over the fp16, conv-shaped weights, the
+/// functions read them through `lut_to_dense`, the attributes record the configuration.
+#[test]
+fn llama_tiny_after_palettize() {
+    let options = OptOptions { lut: LutConfig::parse("ffn=6,lm_head=6,embed=none").unwrap(), measure_lut_error: true };
+    let (out, report) = optimize_with(&lowered("llama_tiny"), &[], &options, |_, _| {}).unwrap();
+    insta::assert_snapshot!("llama_tiny@6-palettize", print_module(&out));
+    let last = report.passes.last().unwrap();
+    assert!(matches!(last.run, PassRun::Palettize(_)), "palettize runs last");
+    insta::assert_snapshot!("llama_tiny@palettize-report", without_times(&last.to_string()));
+    assert!(check_module(&out).is_empty(), "the palettized module passes the ANE check");
 }

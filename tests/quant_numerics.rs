@@ -1,5 +1,7 @@
-//! LUT palettization keeps a model's outputs close: `lower` (→ `opt`) → `palettize_module`
-//! → the reference interpreter, compared with transformers' float32 logits.
+//! LUT palettization keeps a model's outputs close: `lower` → `palettize_module`, or `lower` →
+//! `opt` with all six passes, the last being `palettize` (`optimize_with` and a LUT
+//! configuration, what `anemllc opt --lut` runs) → the reference interpreter, compared with
+//! transformers' float32 logits.
 //!
 //! Bounds: ANEMLL's own LUT6 packages of a random hidden-512 model reach a worst per-position
 //! ‖Δ‖/‖ref‖ of 0.093 and 18/23 argmax agreement (78%). The fixtures here are far smaller
@@ -14,7 +16,7 @@ use anemllc::checkpoint::Checkpoint;
 use anemllc::frontend::{LowerOptions, lower_checkpoint};
 use anemllc::interp::Session;
 use anemllc::ir::{Module, Op};
-use anemllc::opt::{check_module, optimize};
+use anemllc::opt::{OptOptions, PassRun, check_module, optimize, optimize_with, pass_names};
 use anemllc::quant::{LutConfig, palettize_module};
 use ndarray::Array2;
 
@@ -101,15 +103,33 @@ fn lowered_lut6_stays_close_to_transformers() {
     }
 }
 
+/// The `opt` pipeline with a LUT configuration: every pass, `palettize` last.
 #[test]
 fn optimised_lut6_stays_close_to_transformers() {
     let cfg = LutConfig::parse("ffn=6,lm_head=6").unwrap();
-    let (opt, _) = optimize(&lowered("llama_tiny"), &[], |_, _| {}).unwrap();
-    let m = palettize_module(&opt, &cfg).unwrap();
+    let options = OptOptions { lut: cfg.clone(), measure_lut_error: true };
+    let mut ran = Vec::new();
+    let (m, report) =
+        optimize_with(&lowered("llama_tiny"), &[], &options, |pass, _| ran.push(pass.to_string())).unwrap();
+    assert_eq!(ran, pass_names(), "all passes, in order");
+    assert_eq!(ran.len(), 6);
+    assert_eq!(ran.last().map(String::as_str), Some("palettize"));
+    let PassRun::Palettize(lut) = &report.passes.last().unwrap().run else { panic!("palettize report") };
+    assert_eq!(lut.tensors(), 16, "3 layers × (q, o, gate, up, down) + the LM head");
+    for part in lut.parts.iter().filter(|p| p.bits.is_some()) {
+        let (mean, max) = part.errors().expect("measured");
+        eprintln!("{}: {} tensors, rel. error mean {mean:.4} max {max:.4}", part.part, part.tensors.len());
+        assert!(max < 0.03, "{}: {max}", part.part);
+    }
+    assert_eq!((m.attr_int("lut_ffn"), m.attr_int("lut_lm_head"), m.attr_int("lut_embed")), (Some(6), Some(6), None));
+    assert_eq!(m.attr_int("lut_group_size"), Some(8));
+    // The same module as palettizing the output of the e-graph passes by hand.
+    let (opt, _) = optimize(&lowered("llama_tiny"), &pass_names()[..5], |_, _| {}).unwrap();
+    assert_eq!(palettize_module(&opt, &cfg).unwrap(), m);
     // The palettized ANE-form module is still what the ANE runs.
     let ane = check_module(&m);
     assert!(ane.is_empty(), "ANE check of the palettized module: {ane:?}");
-    check("llama_tiny lower → opt → lut6", "llama_tiny", m, true);
+    check("llama_tiny lower → opt (all passes, palettize lut6)", "llama_tiny", m, true);
 }
 
 /// LUT4 (ANEMLL's default for the FFN) and embeddings at 6 bits, for the record: printed,

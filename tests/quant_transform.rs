@@ -129,6 +129,12 @@ fn lowered_llama_tiny_is_palettized_as_configured() {
     let plan = plan_module(&m, &cfg).unwrap();
     // 3 layers × 2 functions × 5 projections (q, o, gate, up, down) + 2 lm_head functions.
     assert_eq!(plan.len(), 3 * 2 * 5 + 2);
+    // The module attributes record what was done (the embeddings stayed dense).
+    let attr = |k: &str| p.attr_int(k);
+    assert_eq!(
+        (attr("lut_ffn"), attr("lut_lm_head"), attr("lut_embed"), attr("lut_group_size")),
+        (Some(6), Some(4), None, Some(8))
+    );
     // Palettizing again changes nothing.
     assert_eq!(palettize_module(&p, &cfg).unwrap(), p);
     // Nothing configured: unchanged.
@@ -155,6 +161,26 @@ fn embeddings_and_thresholds() {
     assert!(p.weight("model.layers.0.self_attn.k_proj.weight").is_some());
     assert!(p.weight("model.layers.0.mlp.up_proj.weight.lut_table").is_some());
     assert!(palettize_module(&m, &LutConfig { ffn: Some(5), ..LutConfig::default() }).is_err());
+}
+
+#[test]
+fn attributes_record_only_palettized_parts_and_refuse_mixing() {
+    let m = lowered("llama_tiny");
+    // A part configured without an eligible weight gets no attribute: with groups of 256
+    // rows only the 512-row LM head (and the 512-row embedding) qualify.
+    let cfg = LutConfig::parse("ffn=4,lm_head=4").unwrap().with_group_size(256);
+    let p = palettize_module(&m, &cfg).unwrap();
+    assert_eq!(
+        (p.attr_int("lut_ffn"), p.attr_int("lut_lm_head"), p.attr_int("lut_group_size")),
+        (None, Some(4), Some(256))
+    );
+    // Palettizing more weights of that module at another group size would make the
+    // attribute lie for some of them.
+    let e = palettize_module(&p, &LutConfig::parse("ffn=4").unwrap()).unwrap_err().to_string();
+    assert!(e.contains("already palettized with lut_group_size = 256"), "{e}");
+    // Same group size, another part: fine, both recorded.
+    let q = palettize_module(&p, &LutConfig::parse("embed=6").unwrap().with_group_size(256)).unwrap();
+    assert_eq!((q.attr_int("lut_embed"), q.attr_int("lut_lm_head")), (Some(6), Some(4)));
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The `anemllc` command line: a thin shell over the library. Exit codes: 0 success,
 //! 1 a conversion/run failure, 2 bad usage or bad input (including malformed IR).
 
+mod compile_command;
+mod convert_command;
 mod emit_command;
 mod inspect_command;
 mod ir_commands;
@@ -25,6 +27,10 @@ pub enum Command {
     Fmt(ir_commands::FmtArgs),
     /// Parse and verify an IR file; prints `ok` or the first violated rule.
     Verify(ir_commands::VerifyArgs),
+    /// Convert a HuggingFace checkpoint folder into Core ML packages for the ANE in one go
+    /// (lower → opt with LUT palettization → split → emit); the output loads in ANEMLL's
+    /// chat.py and Swift runtime unchanged.
+    Convert(convert_command::ConvertArgs),
     /// Lower a HuggingFace checkpoint folder into framework-neutral IR (embed, per-layer
     /// infer/prefill over a KV cache, LM head).
     Lower(lower_command::LowerArgs),
@@ -43,6 +49,8 @@ pub enum Command {
     /// chunks (infer + prefill sharing weights and the KV state), LM head, meta.yaml and
     /// tokenizer files.
     Emit(emit_command::EmitArgs),
+    /// Compile an output folder's packages to .mlmodelc (macOS with Xcode tools only).
+    Compile(compile_command::CompileArgs),
 }
 
 /// An error the CLI reports: a one-line message and an exit code.
@@ -64,6 +72,8 @@ impl CliError {
 
 /// Runs the CLI on the process arguments and returns the exit code.
 pub fn main() -> i32 {
+    // A full disk / file-size limit must surface as an error naming the file, not a signal.
+    crate::util::ignore_file_size_signal();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -80,6 +90,8 @@ pub fn main() -> i32 {
         Command::Run(args) => run_command::run(args),
         Command::Inspect(args) => inspect_command::inspect(args),
         Command::Emit(args) => emit_command::emit(args),
+        Command::Convert(args) => convert_command::run_convert(args),
+        Command::Compile(args) => compile_command::compile(args),
     };
     match result {
         Ok(()) => 0,

@@ -12,10 +12,13 @@ use super::CliError;
 use super::ir_commands::load_verified;
 use crate::checkpoint::Checkpoint;
 use crate::interp::Session;
+use crate::package::load_output;
+use crate::weights::TensorSource;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// The IR module to run (output of `lower` or `opt`).
+    /// What to run: an output folder of `convert`/`emit` (its packages, driven as ANEMLL's
+    /// runtime drives them), or an IR module (.air, output of `lower` or `opt`).
     pub module: PathBuf,
     /// Prompt token ids, comma-separated (e.g. 1,331,201): teacher-forced/greedy mode.
     #[arg(long, value_delimiter = ',', required_unless_present = "prompt", conflicts_with = "prompt")]
@@ -38,7 +41,9 @@ pub struct RunArgs {
     /// shape [positions, vocab].
     #[arg(long)]
     pub logits: Option<PathBuf>,
-    /// Checkpoint folder holding the weights; defaults to the module's `checkpoint` attribute.
+    /// For an IR module: the checkpoint folder holding the weights (default: the module's
+    /// `checkpoint` attribute). For an output folder: where the tokenizer files are
+    /// (default: the folder itself).
     #[arg(long)]
     pub model: Option<PathBuf>,
 }
@@ -67,15 +72,31 @@ pub(super) fn checkpoint_dir(
     Ok(if beside.exists() { beside } else { direct })
 }
 
-pub fn run(args: RunArgs) -> Result<(), CliError> {
-    let module = load_verified(&args.module)?;
-    let dir = checkpoint_dir(&args.module, args.model.as_deref(), module.attr_str("checkpoint"))?;
-    let ckpt = Checkpoint::open(&dir).map_err(|e| CliError::input(e.to_string()))?;
+/// A session over either an output folder of `convert`/`emit` (its packages, read back
+/// from disk; tokenizer files beside them) or an IR module (weights from its checkpoint).
+/// Returns the session, the tokenizer folder and the EOS ids.
+fn open_session(args: &RunArgs) -> Result<(Session, PathBuf, Vec<u32>), CliError> {
+    let (module, source, dir): (crate::ir::Module, Arc<dyn TensorSource + Send + Sync>, PathBuf) =
+        if args.module.is_dir() {
+            let loaded = load_output(&args.module).map_err(|e| CliError::input(e.to_string()))?;
+            let dir = args.model.clone().unwrap_or_else(|| args.module.clone());
+            (loaded.module, loaded.source, dir)
+        } else {
+            let module = load_verified(&args.module)?;
+            let dir = checkpoint_dir(&args.module, args.model.as_deref(), module.attr_str("checkpoint"))?;
+            let ckpt = Checkpoint::open(&dir).map_err(|e| CliError::input(e.to_string()))?;
+            (module, Arc::new(ckpt), dir)
+        };
     let eos: Vec<u32> = match module.attrs.get("eos_token_ids") {
         Some(crate::ir::AttrValue::Ints(v)) => v.iter().filter_map(|&t| u32::try_from(t).ok()).collect(),
         _ => Vec::new(),
     };
-    let mut session = Session::new(module, Arc::new(ckpt)).map_err(|e| CliError::input(e.to_string()))?;
+    let session = Session::new(module, source).map_err(|e| CliError::input(e.to_string()))?;
+    Ok((session, dir, eos))
+}
+
+pub fn run(args: RunArgs) -> Result<(), CliError> {
+    let (mut session, dir, eos) = open_session(&args)?;
     if let Some(text) = &args.prompt {
         return chat(&mut session, &dir, &eos, text, &args);
     }

@@ -2,10 +2,12 @@
 //! (design in `docs/opt.md`, cost model in `docs/cost-model.md`, rule policy in
 //! `passes/README.md`).
 //!
-//! A pass runs, per function: IR → e-graph ([`bridge`]), equality saturation with the
-//! pass's rules ([`rules`], under explicit [`Limits`]), extraction with the ANE cost model
-//! ([`extract`], [`cost`]), rebuild ([`rebuild`]); then, per module, weight folding
-//! ([`fold`]) and the verifier. [`check`] is the ANE check run after `opt`.
+//! An e-graph pass runs, per function: IR → e-graph ([`bridge`]), equality saturation with
+//! the pass's rules ([`rules`], under explicit [`Limits`]), extraction with the ANE cost
+//! model ([`extract`], [`cost`]), rebuild ([`rebuild`]); then, per module, weight folding
+//! ([`fold`]) and the verifier. The last pass, `palettize` ([`palettize`]), is a module
+//! transform instead ([`PassKind::Transform`]): LUT palettization as the [`OptOptions`] say,
+//! off by default. [`check`] is the ANE check run after `opt`.
 //!
 //! Invariants: after every pass the module verifies (`ir::verify_module`); a pass never
 //! makes a function's cost worse; results are deterministic.
@@ -20,6 +22,7 @@ pub mod fold;
 pub mod fp16_range;
 pub mod kv_state;
 pub mod lang;
+pub mod palettize;
 pub mod passes;
 pub mod precision;
 pub mod rebuild;
@@ -33,11 +36,27 @@ pub mod weight_values;
 use std::time::Duration;
 
 use crate::ir::{Module, VerifyError, verify_module};
+use crate::quant::LutConfig;
 
 pub use check::{CheckError, check_module};
-pub use passes::{PASSES, Pass};
-pub use report::{FunctionReport, Limits, OptReport, PassReport};
+pub use passes::{PASSES, Pass, PassKind};
+pub use report::{
+    FunctionReport, Limits, LutPartReport, LutTensorReport, OptReport, PalettizeReport, PassReport, PassRun,
+};
 pub use rules::{LoadError, RuleSet};
+
+/// What configures the passes beyond their rules.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OptOptions {
+    /// What the `palettize` pass palettizes (`--lut`, `--lut-group-size`). The default,
+    /// nothing, leaves the module unchanged.
+    pub lut: LutConfig,
+    /// Whether `palettize` measures every palettized weight's reconstruction error for the
+    /// report (`opt --report`). This runs the k-means now, once more than materialising the
+    /// weights will, and needs the checkpoint named by the module's `checkpoint` attribute;
+    /// without it the report says the error was not measured.
+    pub measure_lut_error: bool,
+}
 
 /// Why `opt` failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,9 +76,11 @@ pub fn pass_names() -> Vec<&'static str> {
     PASSES.iter().map(|p| p.name).collect()
 }
 
-/// Loads every rule file of a pass. The first file's `limits` line sets the limits.
+/// Loads every rule file of a pass. The first file's `limits` line sets the limits. A module
+/// transform has no rule files: no sets, default limits.
 pub fn load_pass_rules(pass: &Pass) -> Result<(Vec<RuleSet>, Limits), LoadError> {
-    let sets: Vec<RuleSet> = pass.files.iter().map(|f| rules::load(f.path, f.source)).collect::<Result<_, _>>()?;
+    let sets: Vec<RuleSet> =
+        pass.rule_files().iter().map(|f| rules::load(f.path, f.source)).collect::<Result<_, _>>()?;
     let mut limits = Limits::default();
     if let Some(l) = sets.first().and_then(|s| s.limits) {
         limits.iterations = l.iterations.unwrap_or(limits.iterations);
@@ -69,9 +90,34 @@ pub fn load_pass_rules(pass: &Pass) -> Result<(Vec<RuleSet>, Limits), LoadError>
     Ok((sets, limits))
 }
 
-/// Runs one pass over a module, optionally restricted to the rules named in `only`.
+/// Runs one pass over a module with default options (palettize off), optionally restricted
+/// to the rules named in `only`.
 pub fn run_pass_with(m: &Module, pass: &Pass, only: Option<&[&str]>) -> Result<(Module, PassReport), OptError> {
+    run_pass_with_options(m, pass, &OptOptions::default(), only)
+}
+
+/// Runs one pass over a module with `opts`. `only` restricts an e-graph pass to the rules it
+/// names; a module transform has no rules, so `only` must be `None` for it.
+pub fn run_pass_with_options(
+    m: &Module,
+    pass: &Pass,
+    opts: &OptOptions,
+    only: Option<&[&str]>,
+) -> Result<(Module, PassReport), OptError> {
     let err = |message: String| OptError::Pass { pass: pass.name.to_string(), message };
+    let verify = |m: &Module| verify_module(m).map_err(|error| OptError::Verify { pass: pass.name.to_string(), error });
+    let prepare = match pass.kind {
+        PassKind::EGraph { prepare, .. } => prepare,
+        PassKind::Transform(transform) => {
+            if only.is_some() {
+                return Err(err("a module transform has no rules to select".into()));
+            }
+            let out = transform(m, opts).map_err(err)?;
+            verify(&out.module)?;
+            let report = PassReport { pass: pass.name.to_string(), notes: out.notes, run: out.run };
+            return Ok((out.module, report));
+        }
+    };
     let (sets, limits) = load_pass_rules(pass)?;
     let rewrites: Vec<_> = sets
         .iter()
@@ -80,11 +126,11 @@ pub fn run_pass_with(m: &Module, pass: &Pass, only: Option<&[&str]>) -> Result<(
         .map(|r| &r.rewrite)
         .collect();
     let mut module = m.clone();
-    let notes = match pass.prepare {
+    let notes = match prepare {
         Some(prepare) => prepare(&mut module).map_err(err)?,
         None => Vec::new(),
     };
-    verify_module(&module).map_err(|error| OptError::Verify { pass: pass.name.to_string(), error })?;
+    verify(&module)?;
     let mut functions = Vec::with_capacity(module.functions.len());
     let mut reports = Vec::with_capacity(module.functions.len());
     for f in &module.functions {
@@ -94,31 +140,41 @@ pub fn run_pass_with(m: &Module, pass: &Pass, only: Option<&[&str]>) -> Result<(
     }
     module.functions = functions;
     let module = fold::fold_weights(&module);
-    verify_module(&module).map_err(|error| OptError::Verify { pass: pass.name.to_string(), error })?;
-    Ok((module, PassReport { pass: pass.name.to_string(), limits, notes, functions: reports }))
+    verify(&module)?;
+    let run = PassRun::EGraph { limits, functions: reports };
+    Ok((module, PassReport { pass: pass.name.to_string(), notes, run }))
 }
 
-/// Runs the named pass.
+/// Runs the named pass with default options.
 pub fn run_pass(m: &Module, name: &str) -> Result<(Module, PassReport), OptError> {
     let pass = passes::pass(name).ok_or_else(|| OptError::UnknownPass(name.to_string()))?;
     run_pass_with(m, pass, None)
 }
 
-/// Runs `names` (all passes when empty) in order; `after` sees the module after each pass.
-pub fn optimize(
+/// Runs `names` (all passes when empty) in order with default options (palettize off);
+/// `after` sees the module after each pass. See [`optimize_with`].
+pub fn optimize(m: &Module, names: &[&str], after: impl FnMut(&str, &Module)) -> Result<(Module, OptReport), OptError> {
+    optimize_with(m, names, &OptOptions::default(), after)
+}
+
+/// Runs `names` (all passes when empty, in [`PASSES`] order) in order with `opts`; `after`
+/// sees the module after each pass. Every name is checked before any pass runs.
+pub fn optimize_with(
     m: &Module,
     names: &[&str],
+    opts: &OptOptions,
     mut after: impl FnMut(&str, &Module),
 ) -> Result<(Module, OptReport), OptError> {
     let names: Vec<&str> = if names.is_empty() { pass_names() } else { names.to_vec() };
-    for n in &names {
-        passes::pass(n).ok_or_else(|| OptError::UnknownPass(n.to_string()))?;
-    }
+    let passes: Vec<&Pass> = names
+        .iter()
+        .map(|n| passes::pass(n).ok_or_else(|| OptError::UnknownPass(n.to_string())))
+        .collect::<Result<_, _>>()?;
     let mut module = m.clone();
     let mut report = OptReport::default();
-    for n in names {
-        let (next, r) = run_pass(&module, n)?;
-        after(n, &next);
+    for pass in passes {
+        let (next, r) = run_pass_with_options(&module, pass, opts, None)?;
+        after(pass.name, &next);
         module = next;
         report.passes.push(r);
     }

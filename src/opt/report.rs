@@ -1,8 +1,13 @@
-//! What `anemllc opt --report` prints: per pass and function, the e-graph run (iterations,
-//! e-nodes, stop reason, rules fired with counts) and the cost before/after extraction.
+//! What `anemllc opt --report` prints: per e-graph pass and function, the e-graph run
+//! (iterations, e-nodes, stop reason, rules fired with counts) and the cost before/after
+//! extraction; for the `palettize` module transform, the tensors palettized per part with
+//! bits, elements, reconstruction error and k-means time.
 
 use std::fmt;
 use std::time::Duration;
+
+use crate::ir::TensorType;
+use crate::quant::LutConfig;
 
 /// Explicit runner limits of a pass.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -37,21 +42,120 @@ pub struct FunctionReport {
     pub kept: Option<String>,
 }
 
+/// One palettized tensor of the `palettize` pass.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LutTensorReport {
+    /// The dense weight that was replaced (`@w`).
+    pub weight: String,
+    /// Its type (the indices have its shape).
+    pub ty: TensorType,
+    /// The new weights: indices (`uintB[shape]`) and table (`fp16[G, 2^B]`).
+    pub indices: String,
+    pub table: String,
+    pub table_ty: TensorType,
+    /// ‖W − Ŵ‖/‖W‖ of the weight's values `W` and their reconstruction `Ŵ` from indices and
+    /// table; `None` when not measured.
+    pub rel_error: Option<f64>,
+}
+
+/// One part (`ffn`, `lm_head`, `embed`) of the `palettize` pass.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LutPartReport {
+    /// `ffn`, `lm_head` or `embed`.
+    pub part: &'static str,
+    /// The configured bits; `None`: the part stays dense.
+    pub bits: Option<u32>,
+    /// The distinct weights palettized in this part, in first-use order.
+    pub tensors: Vec<LutTensorReport>,
+    /// Time spent palettizing this part's tensors to measure their error (`None`: not measured).
+    pub time: Option<Duration>,
+}
+
+impl LutPartReport {
+    /// Elements of the palettized weights.
+    pub fn elements(&self) -> usize {
+        self.tensors.iter().map(|t| t.ty.numel()).sum()
+    }
+
+    /// Mean and maximum relative error over the tensors, if every one was measured.
+    pub fn errors(&self) -> Option<(f64, f64)> {
+        let errs: Option<Vec<f64>> = self.tensors.iter().map(|t| t.rel_error).collect();
+        let errs = errs.filter(|e| !e.is_empty())?;
+        Some((errs.iter().sum::<f64>() / errs.len() as f64, errs.iter().copied().fold(0.0, f64::max)))
+    }
+}
+
+/// The run of the `palettize` pass.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PalettizeReport {
+    pub config: LutConfig,
+    /// Why the module was left unchanged without looking at it (the configuration is off).
+    pub off: Option<String>,
+    /// Per part, in `--lut` order (ffn, lm_head, embed).
+    pub parts: Vec<LutPartReport>,
+}
+
+impl PalettizeReport {
+    /// Distinct weights palettized (a weight shared by two parts at the same width counts once).
+    pub fn tensors(&self) -> usize {
+        self.distinct().len()
+    }
+
+    /// Elements of the distinct weights palettized.
+    pub fn elements(&self) -> usize {
+        self.distinct().iter().map(|t| t.ty.numel()).sum()
+    }
+
+    fn distinct(&self) -> Vec<&LutTensorReport> {
+        let mut out: Vec<&LutTensorReport> = Vec::new();
+        for t in self.parts.iter().flat_map(|p| &p.tensors) {
+            if !out.iter().any(|o| o.indices == t.indices) {
+                out.push(t);
+            }
+        }
+        out
+    }
+}
+
+/// What a pass did, by kind of pass.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PassRun {
+    /// An e-graph pass: its limits and every function's run.
+    EGraph { limits: Limits, functions: Vec<FunctionReport> },
+    /// The `palettize` module transform.
+    Palettize(PalettizeReport),
+}
+
 /// One pass over the module.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PassReport {
     pub pass: String,
-    pub limits: Limits,
     /// Notes from the pass's IR-level steps (signature changes, fp16 range report, …).
     pub notes: Vec<String>,
-    pub functions: Vec<FunctionReport>,
+    pub run: PassRun,
 }
 
 impl PassReport {
+    /// The function runs of an e-graph pass (none for a module transform).
+    pub fn functions(&self) -> &[FunctionReport] {
+        match &self.run {
+            PassRun::EGraph { functions, .. } => functions,
+            PassRun::Palettize(_) => &[],
+        }
+    }
+
+    /// The limits of an e-graph pass.
+    pub fn limits(&self) -> Option<&Limits> {
+        match &self.run {
+            PassRun::EGraph { limits, .. } => Some(limits),
+            PassRun::Palettize(_) => None,
+        }
+    }
+
     /// Total fire count of each rule over all functions, in first-fired order.
     pub fn fired_totals(&self) -> Vec<(String, usize)> {
         let mut out: Vec<(String, usize)> = Vec::new();
-        for f in &self.functions {
+        for f in self.functions() {
             for (name, n) in &f.fired {
                 match out.iter_mut().find(|(k, _)| k == name) {
                     Some((_, total)) => *total += n,
@@ -63,11 +167,11 @@ impl PassReport {
     }
 
     pub fn cost_before(&self) -> f64 {
-        self.functions.iter().map(|f| f.cost_before).sum()
+        self.functions().iter().map(|f| f.cost_before).sum()
     }
 
     pub fn cost_after(&self) -> f64 {
-        self.functions.iter().map(|f| f.cost_after).sum()
+        self.functions().iter().map(|f| f.cost_after).sum()
     }
 }
 
@@ -84,9 +188,8 @@ pub fn fmt_cost(c: f64) -> String {
     if n >= 1.0 { format!("{n:.0}×✗ + {:.0}", c - n * p) } else { format!("{c:.0}") }
 }
 
-impl fmt::Display for PassReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let l = &self.limits;
+impl PassReport {
+    fn fmt_egraph(&self, f: &mut fmt::Formatter<'_>, l: &Limits, functions: &[FunctionReport]) -> fmt::Result {
         writeln!(
             f,
             "pass {} (limits: {} iterations, {} e-nodes, {}s): cost {} → {}",
@@ -100,7 +203,7 @@ impl fmt::Display for PassReport {
         for note in &self.notes {
             writeln!(f, "  note: {note}")?;
         }
-        for r in &self.functions {
+        for r in functions {
             write!(
                 f,
                 "  @{}: {} iterations, {} e-nodes, {} e-classes, stop: {}, cost {} → {}",
@@ -122,6 +225,70 @@ impl fmt::Display for PassReport {
             }
         }
         Ok(())
+    }
+
+    fn fmt_palettize(&self, f: &mut fmt::Formatter<'_>, r: &PalettizeReport) -> fmt::Result {
+        if let Some(why) = &r.off {
+            writeln!(f, "pass {} (module transform): off, module unchanged: {why}", self.pass)?;
+            for note in &self.notes {
+                writeln!(f, "  note: {note}")?;
+            }
+            return Ok(());
+        }
+        let c = &r.config;
+        writeln!(
+            f,
+            "pass {} (module transform: --lut {c}, group size {}, ≥ {} elements): {} tensors palettized, {} elements",
+            self.pass,
+            c.group_size,
+            c.min_elements,
+            r.tensors(),
+            r.elements()
+        )?;
+        for note in &self.notes {
+            writeln!(f, "  note: {note}")?;
+        }
+        for p in &r.parts {
+            let Some(bits) = p.bits else {
+                writeln!(f, "  {}: dense ({}=none)", p.part, p.part)?;
+                continue;
+            };
+            if p.tensors.is_empty() {
+                writeln!(f, "  {}: {bits} bits, no eligible weight (module unchanged for this part)", p.part)?;
+                continue;
+            }
+            let n = p.tensors.len();
+            write!(
+                f,
+                "  {}: {n} tensor{} at {bits} bits, {} elements",
+                p.part,
+                if n == 1 { "" } else { "s" },
+                p.elements()
+            )?;
+            match (p.errors(), p.time) {
+                (Some((mean, max)), Some(t)) => {
+                    writeln!(f, ", rel. error mean {mean:.4} max {max:.4}, k-means {:.2}s", t.as_secs_f64())?
+                }
+                _ => writeln!(f, ", rel. error not measured")?,
+            }
+            for t in &p.tensors {
+                write!(f, "    @{} : {} → tables {}", t.weight, t.ty, t.table_ty)?;
+                match t.rel_error {
+                    Some(e) => writeln!(f, ", rel. error {e:.4}")?,
+                    None => writeln!(f)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for PassReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.run {
+            PassRun::EGraph { limits, functions } => self.fmt_egraph(f, limits, functions),
+            PassRun::Palettize(r) => self.fmt_palettize(f, r),
+        }
     }
 }
 

@@ -1,6 +1,6 @@
-//! Weight values for statistics (the fp16 range report): materialises the module's float
-//! weights that are not fp16 yet, reading the checkpoint named by the module's `checkpoint`
-//! attribute through the interpreter's weight code (`crate::weights`).
+//! Weight values for statistics (the fp16 range report, the palettize pass's reconstruction
+//! error): materialises module weights, reading the checkpoint named by the module's
+//! `checkpoint` attribute through the interpreter's weight code (`crate::weights`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,17 +13,23 @@ use crate::weights::WeightCache;
 /// weight's values are dropped before the next is read). Fails — before calling `f` —
 /// when the checkpoint is not available, and on the first weight that cannot be read.
 pub fn for_each_float_weight(m: &Module, mut f: impl FnMut(&str, &[f32])) -> Result<(), String> {
-    let dir = m.attr_str("checkpoint").ok_or("the module has no `checkpoint` attribute")?;
-    let path = Path::new(dir);
-    if !path.is_dir() {
-        return Err(format!("checkpoint folder `{dir}` is not readable from here"));
-    }
-    let checkpoint = Checkpoint::open(path).map_err(|e| e.to_string())?;
-    let cache = WeightCache::new(m, Arc::new(checkpoint));
+    let cache = weight_cache(m)?;
     for w in m.weights.iter().filter(|w| w.ty.dtype.is_float() && w.ty.dtype != DType::F16) {
         let t = cache.get(&w.name).map_err(|e| e.to_string())?;
         f(&w.name, &t.to_f32_vec());
         cache.clear();
     }
     Ok(())
+}
+
+/// A weight cache over `m` reading the checkpoint named by its `checkpoint` attribute; fails
+/// with the reason when that folder is not available.
+pub fn weight_cache(m: &Module) -> Result<WeightCache, String> {
+    let dir = m.attr_str("checkpoint").ok_or("the module has no `checkpoint` attribute")?;
+    let path = Path::new(dir);
+    if !path.is_dir() {
+        return Err(format!("checkpoint folder `{dir}` is not readable from here"));
+    }
+    let checkpoint = Checkpoint::open(path).map_err(|e| e.to_string())?;
+    Ok(WeightCache::new(m, Arc::new(checkpoint)))
 }

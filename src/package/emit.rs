@@ -66,8 +66,8 @@ pub enum EmitOutputError {
     Split(#[from] SplitError),
     #[error("the module is not ANE-ready ({count} problem(s); run `anemllc opt` first): {first}")]
     NotAneReady { count: usize, first: String },
-    #[error("{part}: {source}")]
-    Package { part: String, source: EmitError },
+    #[error("writing {}: {source}", package.display())]
+    Package { package: PathBuf, source: EmitError },
     #[error(transparent)]
     Staging(#[from] StagingError),
     #[error("{path}: {source}")]
@@ -226,8 +226,10 @@ pub fn emit_output(
             let mut spec = package_spec(&layout, part);
             spec.metadata = metadata(m, &layout, part, &model);
             let path = staging.path().join(format!("{}.mlpackage", part.stem));
-            let mut info = write_package(&split, &spec, weights, &path)
-                .map_err(|source| EmitOutputError::Package { part: part.stem.clone(), source })?;
+            let mut info = write_package(&split, &spec, weights, &path).map_err(|source| EmitOutputError::Package {
+                package: out.join(format!("{}.mlpackage", part.stem)),
+                source,
+            })?;
             info.path = out.join(format!("{}.mlpackage", part.stem));
             progress(EmitEvent::PartDone { part });
             Ok(info)

@@ -42,7 +42,7 @@ pub fn summary_table(report: &EmitReport) -> String {
             r.iter()
                 .enumerate()
                 .map(|(c, s)| {
-                    if c >= 3 && c <= 4 { format!("{s:>w$}", w = widths[c]) } else { format!("{s:<w$}", w = widths[c]) }
+                    if (3..=4).contains(&c) { format!("{s:>w$}", w = widths[c]) } else { format!("{s:<w$}", w = widths[c]) }
                 })
                 .collect();
         out.push_str(cells.join("  ").trim_end());

@@ -19,7 +19,7 @@ pub mod transform;
 pub use config::LutConfig;
 pub use memo::{LutPart, PaletteMemo};
 pub use palettize::{Palettized, SUPPORTED_BITS, palettize_tensor, relative_error};
-pub use transform::{LutDecision, palettize_module, plan_module};
+pub use transform::{ATTR_GROUP_SIZE, LutDecision, Part, function_part, palettize_module, plan_module};
 
 use crate::interp::Tensor;
 use crate::ir::recipe::lut_index_dtype;

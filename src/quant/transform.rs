@@ -20,11 +20,15 @@
 //! shared `@w` share them. `@w` itself is dropped when no function references it any more. A
 //! weight palettized at two different widths (a tied embedding / LM head with different bits)
 //! gets `@w.lut{B}_indices` / `@w.lut{B}_table` per width instead.
+//!
+//! The module attributes record what was done (`docs/module-conventions.md`): `lut_ffn`,
+//! `lut_lm_head`, `lut_embed` (bits, set only for a part with at least one palettized weight)
+//! and `lut_group_size`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::ir::recipe::lut_index_dtype;
-use crate::ir::{DType, Function, Module, Op, Output, Recipe, TensorType, ValueId, Weight, verify_module};
+use crate::ir::{AttrValue, DType, Function, Module, Op, Output, Recipe, TensorType, ValueId, Weight, verify_module};
 
 use super::QuantError;
 use super::config::LutConfig;
@@ -36,6 +40,32 @@ pub enum Part {
     LmHead,
     Embed,
 }
+
+impl Part {
+    /// Every part, in `--lut` order.
+    pub const ALL: [Part; 3] = [Part::Ffn, Part::LmHead, Part::Embed];
+
+    /// The part's name in `--lut` (`ffn`, `lm_head`, `embed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Ffn => "ffn",
+            Part::LmHead => "lm_head",
+            Part::Embed => "embed",
+        }
+    }
+
+    /// The module attribute recording the part's bits (`lut_ffn`, `lut_lm_head`, `lut_embed`).
+    pub fn attr(self) -> &'static str {
+        match self {
+            Part::Ffn => "lut_ffn",
+            Part::LmHead => "lut_lm_head",
+            Part::Embed => "lut_embed",
+        }
+    }
+}
+
+/// The module attribute recording the group size of a palettized module.
+pub const ATTR_GROUP_SIZE: &str = "lut_group_size";
 
 /// The part of the function `name` by the module conventions (`docs/module-conventions.md`):
 /// `embed.*` → embeddings; `lm_head.*` → LM head; `layer{i}.*`, `chunk{k}.*` and
@@ -233,14 +263,41 @@ fn referenced_weights(m: &Module) -> HashSet<String> {
         .collect()
 }
 
+/// The module attributes recording `plan` (see the module docs). A module palettized before
+/// (attributes present) may gain weights only at the same bits and group size: a part mixing
+/// widths could not be named by one attribute.
+fn lut_attrs(module: &Module, plan: &[LutDecision], cfg: &LutConfig) -> Result<Vec<(String, i64)>, QuantError> {
+    let mut attrs = Vec::new();
+    let already = |key: &str, want: i64| match module.attrs.get(key) {
+        None => Ok(()),
+        Some(AttrValue::Int(have)) if *have == want => Ok(()),
+        Some(have) => Err(QuantError::Config(format!(
+            "the module is already palettized with {key} = {have}; palettizing more weights at {want} would mix them"
+        ))),
+    };
+    for part in Part::ALL {
+        let Some(bits) = cfg.bits(part) else { continue };
+        if plan.iter().any(|d| function_part(&d.function) == Some(part)) {
+            already(part.attr(), i64::from(bits))?;
+            attrs.push((part.attr().to_string(), i64::from(bits)));
+        }
+    }
+    let group_size =
+        i64::try_from(cfg.group_size).map_err(|_| QuantError::Config("LUT group size too large".into()))?;
+    already(ATTR_GROUP_SIZE, group_size)?;
+    attrs.push((ATTR_GROUP_SIZE.to_string(), group_size));
+    Ok(attrs)
+}
+
 /// Palettizes `module` as `cfg` says (see the module docs). The result passes
 /// `verify_module`; the k-means itself runs later, when the new weights are materialised.
-/// A module with nothing eligible is returned unchanged.
+/// A module with nothing eligible is returned unchanged (attributes included).
 pub fn palettize_module(module: &Module, cfg: &LutConfig) -> Result<Module, QuantError> {
     let plan = plan_module(module, cfg)?;
     if plan.is_empty() {
         return Ok(module.clone());
     }
+    let attrs = lut_attrs(module, &plan, cfg)?;
     // New declarations, grouped under the dense weight they come from.
     let mut added: BTreeMap<&str, Vec<Weight>> = BTreeMap::new();
     let mut declared: HashSet<&str> = HashSet::new();
@@ -281,6 +338,9 @@ pub fn palettize_module(module: &Module, cfg: &LutConfig) -> Result<Module, Quan
             out.weights.push(w.clone());
         }
         out.weights.extend(added.get(w.name.as_str()).into_iter().flatten().cloned());
+    }
+    for (key, bits) in attrs {
+        out.attrs.insert(key, AttrValue::Int(bits));
     }
     verify_module(&out).map_err(QuantError::Verify)?;
     Ok(out)

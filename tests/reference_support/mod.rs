@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! Shared by the numerics tests: the fixture list, transformers' reference data of a fixture
 //! (reference.json + logits.npy) and the relative error the bounds are stated in.
 

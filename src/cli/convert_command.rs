@@ -1,0 +1,142 @@
+//! `anemllc convert MODEL_DIR -o OUT`: the one-command pipeline.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::CliError;
+use super::emit_command::{LayoutArgs, on_event, package_bar, print_summary};
+use crate::convert::{ConvertEvent, ConvertOptions, convert};
+use crate::frontend::LowerOptions;
+use crate::opt::OptOptions;
+use crate::quant::LutConfig;
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// HuggingFace checkpoint folder: config.json, model.safetensors (or shards with
+    /// model.safetensors.index.json), and tokenizer files (copied next to the packages).
+    pub model_dir: PathBuf,
+    /// Output folder; it appears only when complete.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// KV-cache length C: the longest prompt + answer the packages handle.
+    #[arg(long, default_value_t = 512)]
+    pub context: usize,
+    /// Prefill batch B: prompt tokens per prefill call (C must be a multiple of B).
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// LUT bits for the decoder layers (1, 2, 3, 4, 6, 8 or none).
+    #[arg(long, default_value = "6")]
+    pub lut_ffn: String,
+    /// LUT bits for the LM head (1, 2, 3, 4, 6, 8 or none).
+    #[arg(long, default_value = "6")]
+    pub lut_lmhead: String,
+    /// LUT bits for the embedding table (1, 2, 3, 4, 6, 8 or none).
+    #[arg(long, default_value = "none")]
+    pub lut_embed: String,
+    /// Output channels sharing one lookup table (ANEMLL: 8).
+    #[arg(long, default_value_t = LutConfig::DEFAULT_GROUP_SIZE)]
+    pub lut_group_size: usize,
+    #[command(flatten)]
+    pub layout: LayoutArgs,
+    /// Replace the output folder if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl ConvertArgs {
+    fn lut(&self) -> Result<LutConfig, CliError> {
+        let spec = format!("ffn={},lm_head={},embed={}", self.lut_ffn, self.lut_lmhead, self.lut_embed);
+        let cfg = LutConfig::parse(&spec).map_err(|e| CliError::input(e.to_string().replace("--lut: ", "--lut-")))?;
+        if self.lut_group_size == 0 {
+            return Err(CliError::input("--lut-group-size must be at least 1"));
+        }
+        Ok(cfg.with_group_size(self.lut_group_size))
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+/// The stage bars: a spinner for `lower`, a bar over the `opt` passes, one over packages.
+struct Bars {
+    lower: ProgressBar,
+    opt: ProgressBar,
+    emit: ProgressBar,
+}
+
+impl Bars {
+    fn new() -> Bars {
+        let spinner = ProgressBar::new_spinner();
+        spinner.set_style(ProgressStyle::with_template("{prefix:>8} {spinner} {msg}").expect("valid template"));
+        spinner.set_prefix("lower");
+        let opt = ProgressBar::new(0);
+        opt.set_style(
+            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} passes {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        opt.set_prefix("opt");
+        Bars { lower: spinner, opt, emit: package_bar() }
+    }
+
+    fn bar(&self, stage: &str) -> &ProgressBar {
+        match stage {
+            "lower" => &self.lower,
+            "opt" => &self.opt,
+            _ => &self.emit,
+        }
+    }
+}
+
+pub fn run_convert(args: ConvertArgs) -> Result<(), CliError> {
+    let lut = args.lut()?;
+    let opts = ConvertOptions {
+        lower: LowerOptions::new(args.context, args.batch),
+        opt: OptOptions { lut, ..Default::default() },
+        layout: args.layout.options(),
+        force: args.force,
+    };
+    let bars = Bars::new();
+    let emit_progress = on_event(&bars.emit);
+    let progress = |e: ConvertEvent<'_>| match e {
+        ConvertEvent::StageStart { stage } => {
+            let bar = bars.bar(stage);
+            if stage == "lower" {
+                bar.set_message(args.model_dir.display().to_string());
+                bar.enable_steady_tick(Duration::from_millis(120));
+            } else if stage == "emit" {
+                bar.set_message("weights stream through palettization into the packages");
+            }
+        }
+        ConvertEvent::StageDone { stage, time } => {
+            let bar = bars.bar(stage);
+            bar.finish_and_clear();
+            eprintln!("{stage:>8} done in {}", secs(time));
+        }
+        ConvertEvent::PassDone { pass, index, total } => {
+            bars.opt.set_length(total as u64);
+            bars.opt.set_position(index as u64);
+            bars.opt.set_message(pass.to_string());
+        }
+        ConvertEvent::Emit(e) => emit_progress(e),
+    };
+    let result = convert(&args.model_dir, &args.output, &opts, &progress);
+    for bar in [&bars.lower, &bars.opt, &bars.emit] {
+        bar.finish_and_clear();
+    }
+    let report = result
+        .map_err(|e| if e.is_input() { CliError::input(e.to_string()) } else { CliError::failure(e.to_string()) })?;
+    let total: Duration = report.stages.iter().map(|s| s.time).sum();
+    eprintln!();
+    print_summary(&report.emit);
+    eprintln!(
+        "converted in {} ({})",
+        secs(total),
+        report.stages.iter().map(|s| format!("{} {}", s.stage, secs(s.time))).collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}

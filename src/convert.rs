@@ -1,0 +1,143 @@
+//! [`convert`]: the whole pipeline in one process — lower → opt (every pass, palettization
+//! as configured) → split + emit — replacing ANEMLL's convert_model.sh.
+//!
+//! Weights are never loaded whole: lowering reads only the safetensors headers, the passes
+//! rewrite recipes, and emission materialises each weight from the memory-mapped
+//! checkpoint through its recipe (cast, reshape, k-means palettization, …) straight into the
+//! package that stores it. The output folder appears only when complete (see
+//! [`emit_output`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::checkpoint::Checkpoint;
+use crate::frontend::{LowerError, LowerOptions, lower_checkpoint};
+use crate::opt::{OptError, OptOptions, OptReport, optimize_with};
+use crate::package::{EmitEvent, EmitOptions, EmitOutputError, EmitReport, LayoutOptions, emit_output};
+use crate::weights::WeightCache;
+
+/// Everything `convert` can be told.
+#[derive(Clone, Debug)]
+pub struct ConvertOptions {
+    pub lower: LowerOptions,
+    pub opt: OptOptions,
+    pub layout: LayoutOptions,
+    /// Replace an existing output folder.
+    pub force: bool,
+}
+
+/// One pipeline stage and how long it took.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageTime {
+    pub stage: &'static str,
+    pub time: Duration,
+}
+
+/// What a conversion did.
+#[derive(Clone, Debug)]
+pub struct ConvertReport {
+    pub stages: Vec<StageTime>,
+    pub opt: OptReport,
+    pub emit: EmitReport,
+}
+
+/// Progress of a conversion, for progress bars.
+#[derive(Clone, Debug)]
+pub enum ConvertEvent<'a> {
+    StageStart {
+        stage: &'static str,
+    },
+    StageDone {
+        stage: &'static str,
+        time: Duration,
+    },
+    /// An `opt` pass finished (`index` of `total`).
+    PassDone {
+        pass: &'a str,
+        index: usize,
+        total: usize,
+    },
+    Emit(EmitEvent<'a>),
+}
+
+/// Why a conversion failed; [`ConvertError::is_input`] separates bad input from failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("{path} already exists; pass --force to replace it")]
+    OutputExists { path: PathBuf },
+    #[error(transparent)]
+    Lower(Box<LowerError>),
+    #[error("opt: {0}")]
+    Opt(#[from] OptError),
+    #[error("{0}")]
+    Checkpoint(String),
+    #[error(transparent)]
+    Emit(#[from] EmitOutputError),
+}
+
+impl ConvertError {
+    /// True when the input (checkpoint, options, existing output) is at fault.
+    pub fn is_input(&self) -> bool {
+        match self {
+            ConvertError::OutputExists { .. } | ConvertError::Checkpoint(_) => true,
+            ConvertError::Lower(e) => !matches!(**e, LowerError::Internal { .. }),
+            ConvertError::Opt(_) => false,
+            ConvertError::Emit(e) => e.is_input(),
+        }
+    }
+}
+
+/// Converts the checkpoint folder `model_dir` into the output folder `out`.
+pub fn convert(
+    model_dir: &Path,
+    out: &Path,
+    opts: &ConvertOptions,
+    progress: &(dyn Fn(ConvertEvent<'_>) + Sync),
+) -> Result<ConvertReport, ConvertError> {
+    if out.exists() && !opts.force {
+        return Err(ConvertError::OutputExists { path: out.to_path_buf() });
+    }
+    let mut stages = Vec::new();
+    let mut timed = |stage: &'static str, start: Instant| {
+        let time = start.elapsed();
+        progress(ConvertEvent::StageDone { stage, time });
+        stages.push(StageTime { stage, time });
+    };
+
+    progress(ConvertEvent::StageStart { stage: "lower" });
+    let t = Instant::now();
+    let lowered = lower_checkpoint(model_dir, &opts.lower).map_err(|e| ConvertError::Lower(Box::new(e)))?;
+    timed("lower", t);
+
+    progress(ConvertEvent::StageStart { stage: "opt" });
+    let t = Instant::now();
+    let total = crate::opt::pass_names().len();
+    let mut index = 0;
+    let (module, opt_report) = optimize_with(&lowered, &[], &opts.opt, |pass, _| {
+        index += 1;
+        progress(ConvertEvent::PassDone { pass, index, total });
+    })?;
+    drop(lowered);
+    timed("opt", t);
+
+    progress(ConvertEvent::StageStart { stage: "emit" });
+    let t = Instant::now();
+    let ckpt = Checkpoint::open(model_dir).map_err(|e| ConvertError::Checkpoint(e.to_string()))?;
+    let weights = WeightCache::new(&module, Arc::new(ckpt));
+    let emit_opts = EmitOptions {
+        layout: opts.layout.clone(),
+        force: opts.force,
+        tokenizer_dir: Some(model_dir.to_path_buf()),
+        model_name: model_name(model_dir),
+    };
+    let emit = emit_output(&module, &weights, &emit_opts, out, &|e| progress(ConvertEvent::Emit(e)))?;
+    timed("emit", t);
+    Ok(ConvertReport { stages, opt: opt_report, emit })
+}
+
+/// The checkpoint folder's name (`Llama-3.2-1B`), resolving `.` and trailing slashes.
+fn model_name(dir: &Path) -> Option<String> {
+    let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    abs.file_name().and_then(|n| n.to_str()).map(str::to_string)
+}

@@ -1,0 +1,214 @@
+//! `anemllc convert` → `anemllc run` at the command line, as a user runs them: the output
+//! folder satisfies the contract, its packages reproduce transformers (logits within the
+//! `opt` bound, 16 greedy tokens identical, the chat answer's text identical), LUT6 output
+//! passes coremltools, bad input gets exit 2 and no output, and `compile` explains itself
+//! off macOS.
+
+mod mil_common;
+mod reference_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use mil_common::{coreml_available, coreml_check};
+use reference_support::{fixture_dir, reference, rel_err};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_anemllc"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("convert_cli").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "exit {:?}\n{}", o.status.code(), text(&o.stderr));
+    o
+}
+
+/// `convert FIXTURE -o OUT --context 32 --batch 8 EXTRA…`.
+fn convert(fixture: &str, out: &Path, extra: &[&str]) -> Output {
+    bin()
+        .arg("convert")
+        .arg(fixture_dir(fixture))
+        .arg("-o")
+        .arg(out)
+        .args(["--context", "32", "--batch", "8"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn csv(ids: &[u32]) -> String {
+    ids.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(",")
+}
+
+#[test]
+fn fp16_conversion_reproduces_transformers_through_the_cli() {
+    let dir = scratch("fp16");
+    let out = dir.join("tiny");
+    let o = ok(convert("llama_tiny", &out, &["--lut-ffn", "none", "--lut-lmhead", "none", "--chunks", "2"]));
+    let err = text(&o.stderr);
+    for want in ["llama_FFN_PF_chunk_02of02.mlpackage", "converted in", "anemllc run"] {
+        assert!(err.contains(want), "{want} missing from:\n{err}");
+    }
+    let r = reference("llama_tiny");
+
+    // Teacher-forced logits of every position through the packages.
+    let npy = dir.join("logits.npy");
+    ok(bin().arg("run").arg(&out).args(["--tokens", &csv(&r.prompt), "--logits"]).arg(&npy).output().unwrap());
+    let logits: ndarray::Array2<f32> = ndarray_npy::read_npy(&npy).unwrap();
+    assert_eq!(logits.nrows(), r.prompt.len());
+    let worst = (0..logits.nrows())
+        .map(|p| rel_err(logits.row(p).as_slice().unwrap(), r.logits.row(p).as_slice().unwrap()))
+        .fold(0.0, f64::max);
+    eprintln!("llama_tiny via `convert` + `run --logits`: worst rel err {worst:.2e}");
+    assert!(worst <= 3e-3, "{worst:.2e}");
+
+    // 16 greedy tokens.
+    let o = ok(bin().arg("run").arg(&out).args(["--tokens", &csv(&r.prompt), "--decode", "16"]).output().unwrap());
+    assert_eq!(text(&o.stdout).trim(), csv(&r.generated));
+
+    // The chat prompt, tokenized with the copied tokenizer and templated: transformers' text.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture_dir("llama_tiny").join("reference.json")).unwrap())
+            .unwrap();
+    let user = json["prompt_messages"][0]["content"].as_str().unwrap();
+    let o = ok(bin().arg("run").arg(&out).args(["--prompt", user, "--max-tokens", "16"]).output().unwrap());
+    let tok = anemllc::chat::ChatTokenizer::load(&out, &[2]).unwrap();
+    assert_eq!(text(&o.stdout).strip_suffix('\n').unwrap(), tok.decode(&r.generated).unwrap());
+}
+
+#[test]
+fn lut6_conversion_is_named_recorded_and_accepted_by_coremltools() {
+    let dir = scratch("lut6");
+    let out = dir.join("tiny");
+    ok(convert("qwen3_headdim", &out, &["--prefix", "q3"]));
+    let meta = std::fs::read_to_string(out.join("meta.yaml")).unwrap();
+    for line in [
+        "    lut_embeddings: none\n",
+        "    lut_ffn: 6\n",
+        "    lut_lmhead: 6\n",
+        "    model_prefix: q3\n",
+        "    embeddings: q3_embeddings.mlpackage\n",
+        "    lm_head: q3_lm_head_lut6.mlpackage\n",
+        "    ffn: q3_FFN_PF_lut6.mlpackage\n",
+        "  architecture: qwen3\n",
+    ] {
+        assert!(meta.contains(line), "meta.yaml lacks {line:?}:\n{meta}");
+    }
+    let pkgs: Vec<PathBuf> = ["q3_embeddings", "q3_FFN_PF_lut6_chunk_01of01", "q3_lm_head_lut6"]
+        .iter()
+        .map(|n| out.join(format!("{n}.mlpackage")))
+        .collect();
+    assert!(pkgs.iter().all(|p| p.is_dir()), "{:?}", std::fs::read_dir(&out).unwrap().collect::<Vec<_>>());
+
+    // The palettized packages still predict the reference's tokens at most positions.
+    let r = reference("qwen3_headdim");
+    let npy = dir.join("logits.npy");
+    ok(bin().arg("run").arg(&out).args(["--tokens", &csv(&r.tokens), "--logits"]).arg(&npy).output().unwrap());
+    let logits: ndarray::Array2<f32> = ndarray_npy::read_npy(&npy).unwrap();
+    let argmax = |row: &[f32]| row.iter().enumerate().fold(0, |b, (i, v)| if *v > row[b] { i } else { b });
+    let agree = (0..logits.nrows())
+        .filter(|&p| argmax(logits.row(p).as_slice().unwrap()) == argmax(r.logits.row(p).as_slice().unwrap()))
+        .count();
+    eprintln!("qwen3_headdim LUT6 via packages: argmax agreement {agree}/{}", logits.nrows());
+    assert!(agree * 4 >= logits.nrows() * 3, "{agree}/{}", logits.nrows());
+
+    if coreml_available() {
+        let report = coreml_check(&pkgs, &["--strict-states"]);
+        for p in report["packages"].as_array().unwrap() {
+            assert_eq!(p["ok"], true, "{}: {}", p["package"], p["errors"]);
+        }
+    }
+}
+
+#[test]
+fn bad_conversions_fail_cleanly_without_output() {
+    let dir = scratch("bad");
+    let missing = dir.join("no_such_model");
+    let cases: Vec<(Vec<String>, &str, String)> = vec![
+        (vec![missing.display().to_string()], "missing", "no_such_model".to_string()),
+        (vec![fixture_dir("llama_tiny").display().to_string(), "--lut-ffn".into(), "5".into()], "bits", "ffn".into()),
+        (
+            vec![fixture_dir("llama_tiny").display().to_string(), "--lut-group-size".into(), "0".into()],
+            "group",
+            "--lut-group-size".into(),
+        ),
+        (
+            vec![fixture_dir("llama_tiny").display().to_string(), "--chunks".into(), "9".into()],
+            "chunks",
+            "--chunks 9".into(),
+        ),
+    ];
+    for (args, name, want) in cases {
+        let out = dir.join(name);
+        let o = bin()
+            .arg("convert")
+            .args(&args)
+            .arg("-o")
+            .arg(&out)
+            .args(["--context", "32", "--batch", "8"])
+            .output()
+            .unwrap();
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(&want), "{name}: expected {want:?} in {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        assert!(!out.exists(), "{name}: output left behind");
+    }
+    // context not a multiple of the batch
+    let out = dir.join("ctx");
+    let o = bin()
+        .arg("convert")
+        .arg(fixture_dir("llama_tiny"))
+        .arg("-o")
+        .arg(&out)
+        .args(["--context", "30", "--batch", "8"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("multiple"), "{}", text(&o.stderr));
+    assert!(!out.exists());
+    // an existing output folder is never replaced without --force
+    let out = dir.join("exists");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("keep"), b"x").unwrap();
+    let o = convert("llama_tiny", &out, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("--force"));
+    assert!(out.join("keep").exists());
+    let leftovers: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn compile_explains_itself_off_macos() {
+    let dir = scratch("compile");
+    let out = dir.join("tiny");
+    ok(convert("llama_tiny", &out, &[]));
+    let o = bin().arg("compile").arg(&out).output().unwrap();
+    let err = text(&o.stderr);
+    if cfg!(target_os = "macos") {
+        return;
+    }
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    for want in ["xcrun coremlcompiler", "macOS", "MLModel.compileModel", "3 package(s)"] {
+        assert!(err.contains(want), "{want} missing: {err}");
+    }
+    assert!(out.join("meta.yaml").is_file() && !err.contains("panicked"));
+    let o = bin().arg("compile").arg(&dir).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("meta.yaml"), "{}", text(&o.stderr));
+}

@@ -1,0 +1,107 @@
+//! `anemllc convert` under hostile conditions: the same checkpoint converted with 1 and 2
+//! rayon threads gives byte-identical folders; a full disk (`ulimit -f`) or a kill
+//! (SIGINT/SIGKILL) at any moment never leaves a folder under the output name that looks
+//! complete — the output either is complete and loads, or does not exist.
+
+mod mil_common;
+mod reference_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use mil_common::dir_contents;
+use reference_support::fixture_dir;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_anemllc")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("convert_reliability").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn convert_cmd(fixture: &str, out: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("convert").arg(fixture_dir(fixture)).arg("-o").arg(out).args(["--context", "32", "--batch", "8"]);
+    c
+}
+
+#[test]
+fn thread_count_does_not_change_a_byte() {
+    let dir = scratch("threads");
+    let mut folders = Vec::new();
+    for threads in ["1", "2"] {
+        let out = dir.join(format!("t{threads}"));
+        let o =
+            convert_cmd("llama_tiny", &out).args(["--chunks", "2"]).env("RAYON_NUM_THREADS", threads).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        folders.push(dir_contents(&out));
+    }
+    assert!(folders[0].keys().any(|k| k.ends_with("weight.bin")));
+    assert_eq!(folders[0].keys().collect::<Vec<_>>(), folders[1].keys().collect::<Vec<_>>());
+    for (k, v) in &folders[0] {
+        assert!(&folders[1][k] == v, "{k} differs between RAYON_NUM_THREADS=1 and 2");
+    }
+}
+
+#[test]
+fn full_disk_fails_with_a_message_and_no_output() {
+    let dir = scratch("disk_full");
+    let out = dir.join("out");
+    // 64 blocks of 512 bytes: smaller than the embeddings' weight file.
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -f 64 && exec \"$@\"")
+        .arg("sh")
+        .arg(bin())
+        .arg("convert")
+        .arg(fixture_dir("llama_tiny"))
+        .arg("-o")
+        .arg(&out)
+        .args(["--context", "32", "--batch", "8"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("weight.bin") || err.contains("File too large"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.exists(), "output folder left behind");
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.is_empty(), "leftovers: {names:?}");
+}
+
+/// Kills conversions at increasing delays; after each, the output is absent or complete.
+#[test]
+fn killed_conversions_never_leave_a_complete_looking_output() {
+    let dir = scratch("killed");
+    let mut killed = 0;
+    for (i, delay_ms) in [5u64, 30, 80, 150, 250, 400, 600].into_iter().enumerate() {
+        for signal in ["KILL", "INT"] {
+            let out = dir.join(format!("out{i}{signal}"));
+            let mut child = convert_cmd("llama_tiny", &out)
+                .stderr(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(delay_ms));
+            let finished = child.try_wait().unwrap().is_some();
+            if !finished {
+                let _ = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
+            }
+            let status = child.wait().unwrap();
+            if status.success() {
+                let loaded = anemllc::package::load_output(&out);
+                assert!(loaded.is_ok(), "a finished conversion must load: {:?}", loaded.err());
+            } else {
+                killed += 1;
+                assert!(!out.exists(), "killed after {delay_ms} ms by SIG{signal}: {} exists", out.display());
+            }
+        }
+    }
+    assert!(killed > 0, "no conversion was interrupted; the delays are too long for this machine");
+}
