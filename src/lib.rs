@@ -13,5 +13,6 @@ pub mod opt;
 pub mod package;
 pub mod quant;
 pub mod split;
+pub mod synth;
 pub mod util;
 pub mod weights;

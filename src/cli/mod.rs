@@ -9,6 +9,7 @@ mod ir_commands;
 mod lower_command;
 mod opt_command;
 mod run_command;
+mod synth_command;
 
 use clap::{Parser, Subcommand};
 
@@ -45,6 +46,9 @@ pub enum Command {
     Opt(opt_command::OptArgs),
     /// Check that a module only uses what the ANE runs (ops, dtypes, dimensions).
     Check(opt_command::CheckArgs),
+    /// Write a synthetic HuggingFace Llama checkpoint (random weights, real shapes) for
+    /// benchmarks: presets tiny, small, 1b, 3b, 8b.
+    Synth(synth_command::SynthArgs),
     /// Write an optimised module as the packages ANEMLL's runtimes load: embeddings, FFN
     /// chunks (infer + prefill sharing weights and the KV state), LM head, meta.yaml and
     /// tokenizer files.
@@ -89,6 +93,7 @@ pub fn main() -> i32 {
         Command::Check(args) => opt_command::check(args),
         Command::Run(args) => run_command::run(args),
         Command::Inspect(args) => inspect_command::inspect(args),
+        Command::Synth(args) => synth_command::synth(args),
         Command::Emit(args) => emit_command::emit(args),
         Command::Convert(args) => convert_command::run_convert(args),
         Command::Compile(args) => compile_command::compile(args),
