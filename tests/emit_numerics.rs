@@ -51,11 +51,42 @@ fn every_fixture_matches_transformers_through_the_packages() {
     assert!(failures.is_empty(), "beyond {MAX_REL_ERR:e}:\n{}", failures.join("\n"));
 }
 
-/// One chunk per layer, and an LM head split into pieces of at most 200 rows (171+171+170):
+/// One chunk per layer, and an LM head split into pieces of at most 200 rows (176+168+168):
 /// the hidden state crosses every package boundary and the pieces are joined in order.
 #[test]
 fn chunk_per_layer_and_split_head_agree() {
     let (worst, greedy) = through_packages("llama_tiny", 3, Some(200));
     eprintln!("llama_tiny: 3 chunks, 3 head pieces: {worst:.2e}, greedy identical: {greedy}");
     assert!(worst <= MAX_REL_ERR && greedy, "{worst:.2e} greedy {greedy}");
+}
+
+/// A LUT6-palettized module emitted and read back computes exactly what the module computes
+/// in memory: the emitter's palettization (indices packed straight from bytes) and the
+/// interpreter's (`lut_indices`/`lut_table` recipes) agree bit for bit.
+#[test]
+fn palettized_packages_compute_exactly_what_the_module_computes() {
+    use anemllc::checkpoint::Checkpoint;
+    use anemllc::opt::{OptOptions, optimize_with};
+    use anemllc::quant::LutConfig;
+    use std::sync::Arc;
+
+    let name = "qwen3_headdim";
+    let mut lower = anemllc::frontend::LowerOptions::new(emit_support::CONTEXT, emit_support::BATCH);
+    lower.max_vocab_piece = 200;
+    let lowered = anemllc::frontend::lower_checkpoint(&emit_support::fixture_dir(name), &lower).unwrap();
+    let opts = OptOptions { lut: LutConfig::parse("ffn=6,lm_head=4,embed=8").unwrap(), ..Default::default() };
+    let (module, _) = optimize_with(&lowered, &[], &opts, |_, _| {}).unwrap();
+    assert_eq!(module.attr_int("lut_lm_head"), Some(4));
+    let out = scratch("lut_exact").join("out");
+    let report = emit(name, &module, Some(2), &out);
+    assert!(report.packages[0].path.ends_with("qwen_embeddings_lut8.mlpackage"), "{:?}", report.packages[0].path);
+
+    let r = reference(name);
+    let ckpt = Arc::new(Checkpoint::open(&emit_support::fixture_dir(name)).unwrap());
+    let mut in_memory = Session::new(module, ckpt).unwrap();
+    let want = in_memory.teacher_forced_logits(&r.tokens, r.prompt.len()).unwrap();
+    let loaded = load_output(&out).unwrap();
+    let mut packaged = Session::new(loaded.module, loaded.source).unwrap();
+    let got = packaged.teacher_forced_logits(&r.tokens, r.prompt.len()).unwrap();
+    assert_eq!(got, want, "packaged LUT logits differ from the module's");
 }

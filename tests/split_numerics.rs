@@ -59,7 +59,7 @@ fn every_chunk_count_of_a_three_layer_model() {
 
 #[test]
 fn vocabulary_split_lm_head() {
-    // 512 = 171 + 171 + 170: the remainder spread over the first pieces, no id lost.
+    // 512 = 176 + 168 + 168 (at most 200), 256 + 256 (at most 500): multiples of 8 (LUT groups), no id lost.
     check("llama_tiny", 2, 200);
     check("qwen3_headdim", 2, 128);
     check("llama_tied", 1, 500);

@@ -88,6 +88,21 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Rows `start..end` of axis 0 of `name`, converted (exactly) to f32; only those rows'
+    /// bytes are read. `None` for a scalar or a range outside the tensor.
+    pub fn rows_to_f32(&self, name: &str, start: usize, end: usize) -> Result<Option<Vec<f32>>, CheckpointError> {
+        let view = self.view(name)?;
+        let Some(&rows) = view.shape.first() else { return Ok(None) };
+        if start > end || end > rows {
+            return Ok(None);
+        }
+        let row = view.numel().checked_div(rows).unwrap_or(0);
+        let size = view.dtype.size();
+        let mut out = vec![0.0; (end - start) * row];
+        decode_into(view.dtype, &view.data[start * row * size..end * row * size], &mut out);
+        Ok(Some(out))
+    }
+
     pub(super) fn entry(&self, name: &str) -> Result<&Entry, CheckpointError> {
         self.entries.get(name).ok_or_else(|| CheckpointError::TensorNotFound { tensor: name.to_string() })
     }

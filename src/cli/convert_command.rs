@@ -10,7 +10,7 @@ use super::CliError;
 use super::emit_command::{LayoutArgs, on_event, package_bar, print_summary};
 use crate::convert::{ConvertEvent, ConvertOptions, convert};
 use crate::frontend::LowerOptions;
-use crate::opt::OptOptions;
+use crate::opt::{OptOptions, PassRun};
 use crate::quant::LutConfig;
 
 #[derive(Args, Debug)]
@@ -133,6 +133,13 @@ pub fn run_convert(args: ConvertArgs) -> Result<(), CliError> {
     let total: Duration = report.stages.iter().map(|s| s.time).sum();
     eprintln!();
     print_summary(&report.emit);
+    for pass in &report.opt.passes {
+        if let PassRun::Palettize(p) = &pass.run
+            && p.tensors() > 0
+        {
+            eprintln!("palettized {} weights in {} tensors ({})", p.elements(), p.tensors(), p.config);
+        }
+    }
     eprintln!(
         "converted in {} ({})",
         secs(total),

@@ -17,9 +17,12 @@ use super::proto::tensor_value::{
 use super::proto::{DataType, TensorValue};
 use crate::interp::{Data, Tensor};
 
-/// The element count of `shape`, or `None` if it overflows (hostile packages).
+/// The element count of `shape`, or `None` for a shape no tensor can have (hostile
+/// packages): the product of its non-zero dims must fit an `i64` (the IR's sizes are `i64`;
+/// ndarray applies the same rule), so a zero dim cannot hide a huge one.
 pub fn checked_numel(shape: &[usize]) -> Option<usize> {
-    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+    let nonzero = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)))?;
+    (nonzero <= i64::MAX as usize).then_some(if shape.contains(&0) { 0 } else { nonzero })
 }
 
 /// Element values: floats as f64 (exact for fp16/bf16/fp32), integers and bools as i64.

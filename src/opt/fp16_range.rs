@@ -36,24 +36,23 @@ pub fn stats(values: &[f32]) -> RangeStats {
 
 /// Report notes for the module's float weights that are not fp16 yet.
 pub fn report(m: &Module) -> Vec<String> {
-    let mut notes = Vec::new();
-    let mut checked = 0usize;
-    let result = super::weight_values::for_each_float_weight(m, |name, values| {
-        checked += 1;
-        let s = stats(values);
-        if s.overflow > 0 || s.flush > 0 {
-            notes.push(format!(
-                "@{name}: {} of {} values overflow fp16, {} flush to zero",
-                s.overflow, s.total, s.flush
-            ));
-        }
-    });
-    match result {
-        Err(why) => vec![format!("fp16 range report skipped: {why}")],
-        Ok(()) if notes.is_empty() => {
-            vec![format!("fp16 range: all {checked} converted weights fit (no overflow, no flush to zero)")]
-        }
-        Ok(()) => notes,
+    let result = super::weight_values::map_float_weights(m, |name, values| (name.to_string(), stats(values)));
+    let per_weight = match result {
+        Err(why) => return vec![format!("fp16 range report skipped: {why}")],
+        Ok(v) => v,
+    };
+    let checked = per_weight.len();
+    let notes: Vec<String> = per_weight
+        .into_iter()
+        .filter(|(_, s)| s.overflow > 0 || s.flush > 0)
+        .map(|(name, s)| {
+            format!("@{name}: {} of {} values overflow fp16, {} flush to zero", s.overflow, s.total, s.flush)
+        })
+        .collect();
+    if notes.is_empty() {
+        vec![format!("fp16 range: all {checked} converted weights fit (no overflow, no flush to zero)")]
+    } else {
+        notes
     }
 }
 

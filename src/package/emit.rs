@@ -11,14 +11,12 @@
 //! The module is split into chunk functions ([`split_module`]) following the [`Layout`];
 //! each package is written by [`write_package`] (weights streamed one at a time from the
 //! [`WeightCache`], each stored once per package even when `infer` and `prefill` both use
-//! it). Packages are written in parallel (rayon) into a [`StagingDir`] that is renamed onto
-//! `OUT` only when everything succeeded. The output is a pure function of the module and
+//! it). Packages are written one after the other (palettization inside each weight is
+//! parallel) into a [`StagingDir`] that is renamed onto `OUT` only when everything succeeded. The output is a pure function of the module and
 //! its weights: the same input gives byte-identical folders, whatever the thread count.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-use rayon::prelude::*;
 
 use super::layout::{Layout, LayoutError, LayoutOptions, PartKind, PartPlan, plan_layout};
 use super::staging::{StagingDir, StagingError};
@@ -219,9 +217,11 @@ pub fn emit_output(
     let model = model_name(m, opts);
 
     progress(EmitEvent::Start { parts: layout.parts.len(), bytes: layout.parts.iter().map(|p| p.bytes).sum() });
+    // One package at a time keeps peak memory at one weight's working set; the expensive
+    // part, palettization, is parallel inside each weight (rayon over groups).
     let packages: Vec<PackageInfo> = layout
         .parts
-        .par_iter()
+        .iter()
         .map(|part| {
             let mut spec = package_spec(&layout, part);
             spec.metadata = metadata(m, &layout, part, &model);

@@ -38,13 +38,13 @@ pub fn summary_table(report: &EmitReport) -> String {
     let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for (i, r) in rows.iter().enumerate() {
-        let cells: Vec<String> =
-            r.iter()
-                .enumerate()
-                .map(|(c, s)| {
-                    if (3..=4).contains(&c) { format!("{s:>w$}", w = widths[c]) } else { format!("{s:<w$}", w = widths[c]) }
-                })
-                .collect();
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, s)| {
+                if (3..=4).contains(&c) { format!("{s:>w$}", w = widths[c]) } else { format!("{s:<w$}", w = widths[c]) }
+            })
+            .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
         if i == 0 {

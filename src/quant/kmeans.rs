@@ -337,7 +337,7 @@ fn coarse_segments(hist: &Histogram, k: usize, bins: usize) -> Vec<usize> {
 }
 
 /// Half-width of the band of boundary positions [`banded_optimum`] searches.
-const BAND: usize = 24;
+const BAND: usize = 8;
 
 /// The best partition of `0..m` into `starts.len()` clusters whose boundary `j` lies within
 /// `BAND` positions of `starts[j]`, under the interval cost `sse`. Includes `starts` itself.

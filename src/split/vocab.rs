@@ -4,17 +4,37 @@
 /// The ANE's limit on the vocabulary slice of one LM-head piece.
 pub const MAX_VOCAB_PIECE: usize = 16384;
 
-/// The fewest pieces whose sizes are all ≤ `max`, as equal as possible, larger pieces
-/// first. Invariants: the sizes sum to `vocab` (no token id is lost), every size is ≥ 1 and
-/// ≤ `max`, and sizes differ by at most one.
+/// Piece sizes are multiples of this (ANEMLL's LUT group size), so every piece of a
+/// palettized LM head groups evenly; only a vocabulary that is not itself a multiple puts
+/// its remainder on the last piece.
+pub const PIECE_ALIGN: usize = 8;
+
+/// The fewest pieces whose sizes are all ≤ `max`, as equal as possible in multiples of
+/// [`PIECE_ALIGN`] (larger pieces first; the last piece also takes `vocab mod 8`).
+/// Invariants: the sizes sum to `vocab` (no token id is lost), every size is ≥ 1 and ≤ `max`.
 pub fn lm_head_pieces(vocab: usize, max: usize) -> Vec<usize> {
     assert!(max > 0, "piece limit must be positive");
     if vocab == 0 {
         return Vec::new();
     }
-    let k = vocab.div_ceil(max);
-    let (base, extra) = (vocab / k, vocab % k);
-    (0..k).map(|i| base + usize::from(i < extra)).collect()
+    if max < PIECE_ALIGN || vocab < PIECE_ALIGN {
+        let k = vocab.div_ceil(max);
+        let (base, extra) = (vocab / k, vocab % k);
+        return (0..k).map(|i| base + usize::from(i < extra)).collect();
+    }
+    let (units, rem) = (vocab / PIECE_ALIGN, vocab % PIECE_ALIGN);
+    let mut k = vocab.div_ceil(max);
+    loop {
+        let (base, extra) = (units / k, units % k);
+        let mut sizes: Vec<usize> = (0..k).map(|i| (base + usize::from(i < extra)) * PIECE_ALIGN).collect();
+        if let Some(last) = sizes.last_mut() {
+            *last += rem;
+        }
+        if sizes.iter().all(|&s| s >= 1 && s <= max) {
+            return sizes;
+        }
+        k += 1;
+    }
 }
 
 #[cfg(test)]
@@ -25,18 +45,17 @@ mod tests {
     fn real_vocabularies() {
         // Llama 3: 128256 = 8 × 16032, as ANEMLL's fixed split.
         assert_eq!(lm_head_pieces(128_256, MAX_VOCAB_PIECE), vec![16_032; 8]);
-        // Qwen: 151936 needs 10 pieces (ANEMLL hard-codes 16); remainder spread first.
+        // Qwen: 151936 needs 10 pieces (ANEMLL hard-codes 16), each a multiple of 8 so that
+        // every piece palettizes in groups of 8 rows.
         let q = lm_head_pieces(151_936, MAX_VOCAB_PIECE);
-        assert_eq!(q.len(), 10);
-        assert_eq!(q.iter().sum::<usize>(), 151_936);
-        assert_eq!(&q[..6], &[15_194; 6]);
-        assert_eq!(&q[6..], &[15_193; 4]);
+        assert_eq!(q, [vec![15_200; 2], vec![15_192; 8]].concat());
         // A vocabulary that does not divide evenly by 8 loses nothing (ANEMLL drops V mod 8).
         let odd = lm_head_pieces(128_259, MAX_VOCAB_PIECE);
         assert_eq!(odd.iter().sum::<usize>(), 128_259);
         assert!(odd.iter().all(|&s| s <= MAX_VOCAB_PIECE));
         assert_eq!(lm_head_pieces(512, MAX_VOCAB_PIECE), vec![512]);
         assert_eq!(lm_head_pieces(16_384, MAX_VOCAB_PIECE), vec![16_384]);
-        assert_eq!(lm_head_pieces(16_385, MAX_VOCAB_PIECE), vec![8_193, 8_192]);
+        assert_eq!(lm_head_pieces(16_385, MAX_VOCAB_PIECE), vec![8_192, 8_193]);
+        assert_eq!(lm_head_pieces(512, 200), vec![176, 168, 168]);
     }
 }

@@ -58,6 +58,11 @@ impl WeightCache {
     }
 
     /// Number of weights materialised so far.
+    /// Where checkpoint tensors come from.
+    pub fn source(&self) -> &(dyn TensorSource + Send + Sync) {
+        self.source.as_ref()
+    }
+
     pub fn materialized(&self) -> usize {
         self.lock().len()
     }

@@ -23,4 +23,23 @@ impl TensorSource for Checkpoint {
         }
         Ok((shape, data))
     }
+
+    fn read_f32_rows(&self, name: &str, start: usize, end: usize) -> Result<(Vec<usize>, Vec<f32>), WeightError> {
+        let info = self.info(name).ok_or_else(|| WeightError::NotFound { tensor: name.to_string() })?;
+        let data = self
+            .rows_to_f32(name, start, end)
+            .map_err(|e| WeightError::Source { tensor: name.to_string(), message: e.to_string() })?
+            .ok_or_else(|| WeightError::Source {
+                tensor: name.to_string(),
+                message: format!("rows {start}..{end} out of range for shape {:?}", info.shape),
+            })?;
+        if let Some(first) = data.iter().position(|v| !v.is_finite()) {
+            let nan = data[first..].iter().filter(|v| v.is_nan()).count();
+            let inf = data[first..].iter().filter(|v| v.is_infinite()).count();
+            return Err(WeightError::NonFinite { tensor: name.to_string(), file: info.file.clone(), nan, inf, first });
+        }
+        let mut shape = info.shape.clone();
+        shape[0] = end - start;
+        Ok((shape, data))
+    }
 }

@@ -49,6 +49,31 @@ fn floats(t: &Tensor) -> Result<&ArrayD<f32>, WeightError> {
     t.as_f32().ok_or_else(|| internal(format!("expected a float tensor, got {}", t.tensor_type())))
 }
 
+/// `checkpoint(…)` of a float tensor under zero or more casts: its name, its type and the
+/// casts to apply (innermost first). Casts commute with taking rows.
+fn rows_of_checkpoint(r: &Recipe) -> Option<(&str, &crate::ir::TensorType, Vec<DType>)> {
+    match r {
+        Recipe::Checkpoint { tensor, ty } if ty.dtype.is_float() && !ty.shape.is_empty() => {
+            Some((tensor.as_str(), ty, Vec::new()))
+        }
+        Recipe::Cast { input, dtype } if dtype.is_float() => {
+            let (t, ty, mut casts) = rows_of_checkpoint(input)?;
+            casts.push(*dtype);
+            Some((t, ty, casts))
+        }
+        _ => None,
+    }
+}
+
+/// The float elements of `t`, moved out (no copy).
+fn owned_floats(t: Tensor) -> Result<ArrayD<f32>, WeightError> {
+    let ty = t.tensor_type();
+    match t.into_data() {
+        crate::interp::Data::Float(a) => Ok(a),
+        _ => Err(internal(format!("expected a float tensor, got {ty}"))),
+    }
+}
+
 fn build(dtype: DType, a: ArrayD<f32>) -> Result<Tensor, WeightError> {
     Tensor::from_float_array(dtype, a).map_err(|e| internal(e.to_string()))
 }
@@ -77,18 +102,41 @@ fn eval(recipe: &Recipe, src: &dyn TensorSource) -> Result<Tensor, WeightError> 
                 .ok_or_else(|| source_err(format!("non-integer value for a {} tensor", ty.dtype)))?;
             Tensor::from_i64(ty.dtype, &shape, ints).map_err(|e| source_err(e.to_string()))
         }
-        Recipe::Cast { input, dtype } => {
-            let t = eval(input, src)?;
-            build(*dtype, floats(&t)?.clone())
-        }
+        Recipe::Cast { input, dtype } => build(*dtype, owned_floats(eval(input, src)?)?),
         Recipe::Reshape { input, shape } => {
             let t = eval(input, src)?;
-            build(t.dtype(), reshape(floats(&t)?.view(), shape)?)
+            let dtype = t.dtype();
+            let a = owned_floats(t)?;
+            // A standard-layout array reshapes in place; anything else is copied.
+            let a = if a.is_standard_layout() {
+                a.into_shape_with_order(IxDyn(shape)).map_err(|e| internal(e.to_string()))?
+            } else {
+                reshape(a.view(), shape)?
+            };
+            build(dtype, a)
         }
         Recipe::Transpose { input, perm } => {
             let t = eval(input, src)?;
             let moved = floats(&t)?.view().permuted_axes(IxDyn(perm));
             build(t.dtype(), moved.as_standard_layout().into_owned())
+        }
+        Recipe::Slice { input, axis: 0, start, end } if rows_of_checkpoint(input).is_some() => {
+            // Rows of a checkpoint tensor (through casts): read only those rows.
+            let (tensor, ty, casts) = rows_of_checkpoint(input).expect("checked by the guard");
+            let (shape, data) = src.read_f32_rows(tensor, *start, *end)?;
+            let mut expected = ty.shape.clone();
+            if let Some(d0) = expected.first_mut() {
+                *d0 = end - start;
+            }
+            if shape != expected {
+                return Err(WeightError::Shape { tensor: tensor.to_string(), expected, got: shape });
+            }
+            let mut t = Tensor::from_f32(ty.dtype, &shape, data)
+                .map_err(|e| WeightError::Source { tensor: tensor.to_string(), message: e.to_string() })?;
+            for dtype in casts {
+                t = build(dtype, owned_floats(t)?)?;
+            }
+            Ok(t)
         }
         Recipe::Slice { input, axis, start, end } => {
             let t = eval(input, src)?;
@@ -106,7 +154,9 @@ fn eval(recipe: &Recipe, src: &dyn TensorSource) -> Result<Tensor, WeightError> 
         Recipe::Scale { input, factor } => {
             let t = eval(input, src)?;
             let dtype = t.dtype();
-            build(dtype, floats(&t)?.mapv(|v| round_f64(dtype, f64::from(v) * factor)))
+            let mut a = owned_floats(t)?;
+            a.mapv_inplace(|v| round_f64(dtype, f64::from(v) * factor));
+            build(dtype, a)
         }
         Recipe::RopeCos { inv_freq, len, scale, dtype } => rope_table(inv_freq, *len, *scale, Trig::Cos, *dtype),
         Recipe::RopeSin { inv_freq, len, scale, dtype } => rope_table(inv_freq, *len, *scale, Trig::Sin, *dtype),

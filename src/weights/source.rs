@@ -11,6 +11,24 @@ use super::WeightError;
 /// row-major order; a missing name gives [`WeightError::NotFound`].
 pub trait TensorSource {
     fn read_f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), WeightError>;
+
+    /// Rows `start..end` of axis 0 (shape with `end − start` rows). The default reads the
+    /// whole tensor and copies the rows; sources that can read rows alone (a memory-mapped
+    /// checkpoint) override it, which keeps slices of large tensors (LM-head pieces of a
+    /// tied embedding) from decoding the whole tensor each time.
+    fn read_f32_rows(&self, name: &str, start: usize, end: usize) -> Result<(Vec<usize>, Vec<f32>), WeightError> {
+        let (mut shape, data) = self.read_f32(name)?;
+        let rows = shape.first().copied().unwrap_or(0);
+        if start > end || end > rows {
+            return Err(WeightError::Source {
+                tensor: name.to_string(),
+                message: format!("rows {start}..{end} out of range for shape {shape:?}"),
+            });
+        }
+        let row = data.len().checked_div(rows).unwrap_or(0);
+        shape[0] = end - start;
+        Ok((shape, data[start * row..end * row].to_vec()))
+    }
 }
 
 /// In-memory source: name → (shape, row-major values). The element count is checked on read.

@@ -135,7 +135,8 @@ impl BlobFile {
 
     /// Walks the chain of `count` records from offset 64.
     pub fn records(&self) -> Result<Vec<BlobRecord<'_>>, BlobError> {
-        let mut out = Vec::with_capacity(self.count as usize);
+        // `count` is whatever the header says; each record takes at least 64 bytes.
+        let mut out = Vec::with_capacity((self.count as usize).min(self.bytes().len() / RECORD_SIZE as usize));
         let mut offset = RECORD_SIZE;
         for _ in 0..self.count {
             let r = self.record(offset)?;

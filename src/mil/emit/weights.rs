@@ -5,12 +5,15 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::sink::BlobSink;
+use crate::ir::Recipe;
 use crate::ir::{Module, Op, TensorType};
+use crate::mil::blob::pack::pack_bits;
 use crate::mil::dtype::{blob_dtype, mil_dtype};
 use crate::mil::error::EmitError;
 use crate::mil::proto::DataType;
 use crate::mil::tensor_data::{ConstTensor, tensor_elements, tensor_payload};
-use crate::weights::WeightCache;
+use crate::quant::{Palettized, palettize_tensor};
+use crate::weights::{WeightCache, materialize};
 
 /// Constants with fewer elements stay immediate values in the proto (coremltools' policy).
 pub const MIN_BLOB_ELEMENTS: usize = 10;
@@ -85,12 +88,21 @@ pub(crate) fn store_weights(
     sink: &mut BlobSink,
 ) -> Result<WeightTable, EmitError> {
     let mut table = WeightTable::default();
+    let mut palette = PaletteStash::default();
     for w in module.weights.iter().filter(|w| used.contains(w.name.as_str())) {
         let fail = |message: String| EmitError::Weight { name: w.name.clone(), message, source: None };
         if matches!(w.ty.dtype, crate::ir::DType::BF16 | crate::ir::DType::I64) {
             return Err(fail(format!("{} weights are not supported by Core ML ML programs", w.ty.dtype)));
         }
         let dtype = mil_dtype(w.ty.dtype);
+        if let Some(payload) = palette.payload(w, cache)?
+            && goes_to_blob(dtype, w.ty.numel())
+        {
+            let code = blob_dtype(dtype).ok_or_else(|| fail(format!("{dtype:?} has no blob encoding")))?;
+            let stored = Stored::Blob { offset: sink.append(code, w.ty.numel() as u64, &payload)? };
+            table.entries.insert(w.name.clone(), StoredWeight { ty: w.ty.clone(), dtype, stored });
+            continue;
+        }
         let tensor = cache.get_uncached(&w.name).map_err(|e| EmitError::Weight {
             name: w.name.clone(),
             message: e.to_string(),
@@ -107,4 +119,41 @@ pub(crate) fn store_weights(
         table.entries.insert(w.name.clone(), StoredWeight { ty: w.ty.clone(), dtype, stored });
     }
     Ok(table)
+}
+
+/// The palettization behind a `lut_indices` weight, kept for its `lut_table` sibling (the
+/// palettize pass declares them next to each other over the same input recipe): k-means
+/// runs once per weight, and the indices go straight from bytes to packed payload, never
+/// through an interpreter tensor of i64 indices.
+#[derive(Default)]
+struct PaletteStash {
+    last: Option<(String, u32, usize, Palettized)>,
+}
+
+impl PaletteStash {
+    /// The blob payload of a palettization weight, or `None` for any other recipe.
+    fn payload(&mut self, w: &crate::ir::Weight, cache: &WeightCache) -> Result<Option<Vec<u8>>, EmitError> {
+        let (input, bits, group_size, indices) = match &w.recipe {
+            Recipe::LutIndices { input, bits, group_size } => (input, *bits, *group_size, true),
+            Recipe::LutTable { input, bits, group_size } => (input, *bits, *group_size, false),
+            _ => return Ok(None),
+        };
+        let fail = |message: String| EmitError::Weight { name: w.name.clone(), message, source: None };
+        let key = input.to_string();
+        let hit = matches!(&self.last, Some((k, b, g, _)) if *k == key && *b == bits && *g == group_size);
+        if !hit {
+            self.last = None;
+            let t = materialize(input, cache.source()).map_err(|e| fail(e.to_string()))?;
+            let values = t.as_f32().ok_or_else(|| fail(format!("palettizes a {} tensor", t.dtype())))?;
+            let values = values.as_slice().ok_or_else(|| fail("non-contiguous palettization input".into()))?;
+            let p = palettize_tensor(values, t.shape(), bits, group_size).map_err(|e| fail(e.to_string()))?;
+            self.last = Some((key, bits, group_size, p));
+        }
+        let p = &self.last.as_ref().expect("set above").3;
+        Ok(Some(if indices {
+            if bits == 8 { p.indices.clone() } else { pack_bits(p.indices.iter().copied(), bits) }
+        } else {
+            p.lut.iter().flat_map(|&x| half::f16::from_f32(x).to_bits().to_le_bytes()).collect()
+        }))
+    }
 }

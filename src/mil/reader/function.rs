@@ -1,7 +1,7 @@
 //! The per-module and per-function state of the reader, and the helpers every op
 //! translation uses (operand resolution, static parameters, typed node creation).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::consts::{ConstSource, MilConst, decode_value, float_attr};
@@ -16,7 +16,7 @@ use crate::mil::error::ReadError;
 use crate::mil::names::NameTable;
 use crate::mil::proto::argument::binding::Binding as B;
 use crate::mil::proto::{self, DataType, NamedValueType, Operation};
-use crate::mil::tensor_data::{ConstTensor, Elements};
+use crate::mil::tensor_data::{ConstTensor, Elements, checked_numel};
 use crate::mil::types::{MilTensorType, MilType, decode_type};
 
 /// Module-wide state: the IR module being built and the tensor table behind its weights.
@@ -134,14 +134,20 @@ pub(crate) fn read_function(
         materialised: HashMap::new(),
     };
     for input in &f.inputs {
+        if !is_ir_local(&input.name) {
+            return Err(ferr(format!("input {:?}: not a valid IR value name ([A-Za-z0-9_.]+)", input.name)));
+        }
+        if !r.names.reserve(&input.name) {
+            return Err(ferr(format!("input {} is declared twice", input.name)));
+        }
         let ty = decode_type(input.r#type.as_ref().ok_or_else(|| ferr(format!("input {} has no type", input.name)))?)
             .map_err(&ferr)?;
+        let in_err = |m: String| ferr(format!("input {}: {m}", input.name));
         let ir_ty = match ty {
-            MilType::Tensor(t) => Type::Tensor(r.static_type(&t, defaults.get(&input.name)).map_err(&ferr)?),
-            MilType::State(t) => Type::State(r.static_type(&t, None).map_err(&ferr)?),
+            MilType::Tensor(t) => Type::Tensor(r.static_type(&t, defaults.get(&input.name)).map_err(in_err)?),
+            MilType::State(t) => Type::State(r.static_type(&t, None).map_err(in_err)?),
             MilType::Other(k) => return Err(ferr(format!("input {} is a {k}", input.name))),
         };
-        r.names.reserve(&input.name);
         let id = r.ir.add_input(input.name.clone(), ir_ty);
         r.env.insert(input.name.clone(), Bound::Value(id));
     }
@@ -160,8 +166,18 @@ pub(crate) fn read_function(
             None => r.lower_op(op).map_err(oerr)?,
         }
     }
+    let mut returned = HashSet::new();
     for out in &block.outputs {
+        if !is_ir_ident(out) {
+            return Err(ferr(format!("output {out:?}: not a valid IR output name ([A-Za-z_][A-Za-z0-9_]*)")));
+        }
+        if !returned.insert(out.as_str()) {
+            return Err(ferr(format!("output {out} is returned twice")));
+        }
         let v = r.value_of(out).map_err(|m| ferr(format!("output {out}: {m}")))?;
+        if r.ir.values[v].ty.is_state() {
+            return Err(ferr(format!("output {out} is a state, which cannot be returned")));
+        }
         r.ir.add_output(out.clone(), v);
     }
     Ok(prune(&r.ir))
@@ -190,7 +206,9 @@ impl FnReader<'_> {
             }
             _ => return Err(format!("flexible dims {:?} without a default shape", t.dims)),
         };
-        Ok(TensorType::new(dtype, shape))
+        let t = TensorType::new(dtype, shape);
+        check_shape(&t)?;
+        Ok(t)
     }
 
     // ----- bindings -----
@@ -346,8 +364,10 @@ impl FnReader<'_> {
     fn infer_types(&self, op: &Op, operands: &[ValueId]) -> R<Vec<Type>> {
         let types: Vec<&Type> = operands.iter().map(|&o| &self.ir.values[o].ty).collect();
         let module = &self.ctx.module;
-        infer(op, &types, &|w| module.weight(w).map(|w| w.ty.clone()))
-            .map_err(|e| format!("[{}] {}", e.rule, e.message))
+        let results = infer(op, &types, &|w| module.weight(w).map(|w| w.ty.clone()))
+            .map_err(|e| format!("[{}] {}", e.rule, e.message))?;
+        results.iter().try_for_each(|t| check_shape(t.tensor()))?;
+        Ok(results)
     }
 
     /// Adds an IR node with a fresh result name derived from `base`.
@@ -410,6 +430,41 @@ pub(crate) fn reader_dtype(d: DataType) -> Option<DType> {
         DataType::Int16 | DataType::Uint16 => Some(DType::I32),
         other => ir_dtype(other),
     }
+}
+
+/// Refuses a type no IR value can have: an element count beyond `i64` (see
+/// [`checked_numel`]) or an empty axis (the IR, like Core ML, has no empty tensors). Every
+/// value the reader creates passes this, so shape arithmetic on the values' types cannot
+/// overflow and the module verifies.
+fn check_shape(t: &TensorType) -> R {
+    if checked_numel(&t.shape).is_none() {
+        return Err(format!("{t} is too large (its non-zero dims multiply to more than 2^63 - 1)"));
+    }
+    if t.shape.contains(&0) {
+        return Err(format!("{t} has an empty axis (the IR has no empty tensors)"));
+    }
+    Ok(())
+}
+
+// The IR verifier's lexical rules for names the reader takes over from the package as they
+// are (function, input and output names), so that a name the IR cannot spell is reported as
+// a problem of the package, not as an internal error.
+
+/// `@function` names: `[A-Za-z0-9_.-]+`.
+pub(crate) fn is_ir_symbol(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+/// `%value` names: `[A-Za-z0-9_.]+`.
+fn is_ir_local(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.".contains(c))
+}
+
+/// Output names: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_ir_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Checks an IR-inferred type against a declared MIL output type (dtype, rank, known dims).

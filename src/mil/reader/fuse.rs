@@ -153,7 +153,7 @@ impl<'a> Block<'a> {
         let (half_dims, cat_dims) = (dims(out(half)?)?, dims(out(cat)?)?);
         let a = usize::try_from(*axis).ok()?;
         let d = half_dims.get(a).copied()??;
-        if cat_dims.get(a).copied()? != Some(2 * d) || half.inputs.contains_key("stride") {
+        if cat_dims.get(a).copied()? != Some(d.checked_mul(2)?) || half.inputs.contains_key("stride") {
             return None;
         }
         let begin = self.const_ints(half, "begin")?;

@@ -26,7 +26,7 @@ mod ops_shape;
 mod prune;
 pub mod source;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -66,12 +66,16 @@ impl PackageContents {
     /// `main`), falling back to the program's (sorted) order.
     pub fn function_names(&self) -> Vec<String> {
         let desc = self.model.description.as_ref();
-        let described: Vec<String> =
-            desc.map(|d| d.functions.iter().map(|f| f.name.clone()).collect()).unwrap_or_default();
-        let program: Vec<String> = self.program().map(|p| p.functions.keys().cloned().collect()).unwrap_or_default();
-        let mut out: Vec<String> = described.into_iter().filter(|n| program.contains(n)).collect();
-        let rest: Vec<String> = program.into_iter().filter(|n| !out.contains(n)).collect();
-        out.extend(rest);
+        let described = desc.map(|d| d.functions.as_slice()).unwrap_or_default();
+        let Some(program) = self.program() else { return Vec::new() };
+        // Sets, not list scans: a hostile model may list very many functions.
+        let mut seen = HashSet::new();
+        let mut out: Vec<String> = described
+            .iter()
+            .filter(|f| program.functions.contains_key(&f.name) && seen.insert(f.name.as_str()))
+            .map(|f| f.name.clone())
+            .collect();
+        out.extend(program.functions.keys().filter(|n| !seen.contains(n.as_str())).cloned());
         out
     }
 
@@ -193,11 +197,20 @@ fn read_selected(path: &Path, selection: Option<&[FunctionRead]>) -> Result<Read
         Some(list) => list.to_vec(),
         None => contents.function_names().into_iter().map(|n| FunctionRead::new(n.clone(), n)).collect(),
     };
+    let mut read_names = HashSet::new();
+    let mut states: HashMap<String, (crate::ir::Type, String)> = HashMap::new();
     for read in &reads {
         let f = program.functions.get(&read.mil_name).ok_or_else(|| ReadError::Model {
             path: contents.model_path.clone(),
             message: format!("the package has no function `{}`", read.mil_name),
         })?;
+        let ferr = |message: String| ReadError::Function { func: read.ir_name.clone(), message };
+        if !function::is_ir_symbol(&read.ir_name) {
+            return Err(ferr("not a valid IR function name ([A-Za-z0-9_.-]+)".into()));
+        }
+        if !read_names.insert(read.ir_name.as_str()) {
+            return Err(ferr("read twice".into()));
+        }
         let (inputs, _, _) = contents.features(&read.mil_name);
         let mut defaults: HashMap<String, Vec<usize>> = inputs
             .iter()
@@ -208,6 +221,18 @@ fn read_selected(path: &Path, selection: Option<&[FunctionRead]>) -> Result<Read
             .collect();
         defaults.extend(read.shapes.clone());
         let func = function::read_function(&mut ctx, &read.ir_name, f, &defaults)?;
+        // Functions bind states by name: one name must mean one type in the whole module.
+        for v in func.inputs.iter().map(|&id| &func.values[id]).filter(|v| v.ty.is_state()) {
+            match states.get(&v.name) {
+                Some((ty, other)) if *ty != v.ty => {
+                    return Err(ferr(format!("state {} is {} here but {ty} in function {other}", v.name, v.ty)));
+                }
+                Some(_) => {}
+                None => {
+                    states.insert(v.name.clone(), (v.ty.clone(), read.ir_name.clone()));
+                }
+            }
+        }
         ctx.module.functions.push(func);
     }
     let (module, tensors) = ctx.finish();

@@ -90,7 +90,10 @@ impl FnReader<'_> {
         let mut norm: Vec<usize> =
             axes.iter().map(|&a| norm_axis(a, rank).ok_or("axis out of range")).collect::<Result<_, _>>()?;
         norm.sort_unstable();
-        if norm.iter().enumerate().any(|(i, &a)| a != rank - norm.len() + i) {
+        if norm.windows(2).any(|w| w[0] == w[1]) {
+            return Err(format!("layer_norm axes {axes:?} repeat an axis"));
+        }
+        if norm.iter().enumerate().any(|(i, &a)| a + norm.len() != rank + i) {
             return Err("layer_norm gamma/beta over non-trailing axes is not supported".into());
         }
         let base = outs.first().map_or("ln".to_string(), |o| o.name.clone());
@@ -145,6 +148,11 @@ impl FnReader<'_> {
         };
         let strides = spatial(self.ints(op, "strides")?, 1)?;
         let dilations = spatial(self.ints(op, "dilations")?, 1)?;
+        for (what, v) in [("strides", &strides), ("dilations", &dilations)] {
+            if v.len() != 2 {
+                return Err(format!("{what} {v:?} need one entry per spatial dim"));
+            }
+        }
         let groups = usize::try_from(self.int(op, "groups")?.unwrap_or(1)).map_err(|_| "negative groups")?;
         let pads = match self.string(op, "pad_type")?.as_deref().unwrap_or("valid") {
             "valid" => vec![0; 4],
@@ -155,9 +163,16 @@ impl FnReader<'_> {
             kind @ ("same" | "same_lower") => {
                 let mut p = Vec::new();
                 for i in 0..2 {
+                    // total = max(0, (ceil(n / s) - 1)·s + (k - 1)·dilation + 1 - n)
                     let (n, s) = (xt.shape[2 + i], strides[i].max(1));
-                    let span = dilations[i] * (wt.shape[2 + i].max(1) - 1) + 1;
-                    let total = ((n.div_ceil(s) - 1) * s + span).saturating_sub(n);
+                    let total = n
+                        .div_ceil(s)
+                        .checked_sub(1)
+                        .and_then(|c| c.checked_mul(s))
+                        .and_then(|c| c.checked_add(dilations[i].checked_mul(wt.shape[2 + i].max(1) - 1)?))
+                        .and_then(|c| c.checked_add(1))
+                        .ok_or_else(|| format!("{kind} padding of spatial dim {i} (size {n}) is out of range"))?
+                        .saturating_sub(n);
                     let small = total / 2;
                     p.extend(if kind == "same" { [small, total - small] } else { [total - small, small] });
                 }

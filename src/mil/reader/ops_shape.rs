@@ -6,10 +6,11 @@ use super::consts::{MilConst, decode_value};
 use super::function::{FnReader, R};
 use super::ops::usizes;
 use crate::ir::typing::norm_axis;
-use crate::ir::{DType, Op, ValueId};
+use crate::ir::{DType, Op};
 use crate::mil::dtype::ir_dtype;
 use crate::mil::proto::Operation;
 use crate::mil::proto::argument::binding::Binding as B;
+use crate::mil::tensor_data::checked_numel;
 
 impl FnReader<'_> {
     /// `reshape(x, shape)` with a constant shape (`-1` inferred, `0` copies the input dim).
@@ -32,8 +33,8 @@ impl FnReader<'_> {
             });
         }
         if let Some(i) = infer_at {
-            let known = crate::mil::tensor_data::checked_numel(&shape).unwrap_or(0);
-            let total: usize = xs.iter().product();
+            let known = checked_numel(&shape).unwrap_or(0);
+            let total = checked_numel(&xs).ok_or("input too large")?;
             if known == 0 || !total.is_multiple_of(known) {
                 return Err(format!("cannot infer -1 in {spec:?} for {xs:?}"));
             }
@@ -50,10 +51,18 @@ impl FnReader<'_> {
         let a = norm_axis(axis, self.ty(x).rank()).ok_or("axis out of range")?;
         let sizes = match (self.ints(op, "split_sizes")?, self.int(op, "num_splits")?) {
             (Some(s), _) => usizes(&s, "split_sizes")?,
-            (None, Some(n)) if n > 0 && self.ty(x).shape[a].is_multiple_of(n as usize) => {
-                vec![self.ty(x).shape[a] / n as usize; n as usize]
+            (None, Some(n)) => {
+                // Checked before building the size list: `n` is any integer of the file.
+                if usize::try_from(n).ok() != Some(outs.len()) {
+                    return Err(format!("num_splits {n} does not match the op's {} outputs", outs.len()));
+                }
+                let d = self.ty(x).shape[a];
+                if n == 0 || !d.is_multiple_of(n as usize) {
+                    return Err(format!("num_splits {n} does not divide the axis of size {d}"));
+                }
+                vec![d / n as usize; n as usize]
             }
-            _ => return Err("split needs split_sizes or a dividing num_splits".into()),
+            _ => return Err("split needs split_sizes or num_splits".into()),
         };
         self.push_outputs(Op::Split { axis, sizes }, vec![x], &outs)
     }
@@ -79,7 +88,11 @@ impl FnReader<'_> {
         if begin.len() != r || end.len() != r || bm.len() != r || em.len() != r || sm.len() != r {
             return Err(format!("begin/end/masks need {r} entries"));
         }
-        let fix = |v: i64, d: usize| if v < 0 { (v + d as i64).max(0) as usize } else { (v as usize).min(d) };
+        // Negative indices count from the end; both are clamped to [0, d].
+        let fix = |v: i64, d: usize| {
+            let d = i64::try_from(d).unwrap_or(i64::MAX);
+            (if v < 0 { v.saturating_add(d) } else { v }).clamp(0, d) as usize
+        };
         let mut b = Vec::with_capacity(r);
         let mut e = Vec::with_capacity(r);
         for i in 0..r {
@@ -113,7 +126,14 @@ impl FnReader<'_> {
         if begin.len() != shape.len() || size.len() != shape.len() {
             return Err("begin/size rank mismatch".into());
         }
-        let end = (0..shape.len()).map(|i| if size[i] < 0 { shape[i] } else { begin[i] + size[i] as usize }).collect();
+        let end = (0..shape.len())
+            .map(|i| match size[i] {
+                s if s < 0 => Ok(shape[i]),
+                s => {
+                    begin[i].checked_add(s as usize).ok_or_else(|| format!("begin {begin:?} + size {size:?} overflows"))
+                }
+            })
+            .collect::<R<Vec<usize>>>()?;
         self.push_outputs(Op::Slice { begin, end }, vec![x], &outs)
     }
 
@@ -137,7 +157,9 @@ impl FnReader<'_> {
         self.push_outputs(Op::SliceUpdate, vec![x, u, b], &outs)
     }
 
-    /// `tile(x, reps)`: size-1 axes grow with `expand`; other repeated axes are concats.
+    /// `tile(x, reps)`: if only size-1 axes grow, one `expand`; otherwise each repeated
+    /// axis of size `d` is viewed as `[1, d]`, broadcast to `[r, d]` and merged back:
+    /// `reshape → expand → reshape`, a fixed number of nodes whatever the reps.
     pub(super) fn tile(&mut self, op: &Operation) -> R {
         let outs = op.outputs.clone();
         let x = self.tensor(op, "x")?;
@@ -146,29 +168,33 @@ impl FnReader<'_> {
         if reps.len() != shape.len() || reps.contains(&0) {
             return Err(format!("reps {reps:?} do not fit {shape:?}"));
         }
-        let base = outs.first().map_or("tile".to_string(), |o| o.name.clone());
-        let grown: Vec<usize> = shape.iter().zip(&reps).map(|(&d, &r)| if d == 1 { r } else { d }).collect();
-        let concat_axes: Vec<usize> = (0..shape.len()).filter(|&i| shape[i] != 1 && reps[i] > 1).collect();
-        let mut steps: Vec<(Op, usize)> = Vec::new();
-        if grown != shape {
-            steps.push((Op::Expand { shape: grown }, 0));
-        }
-        for &a in &concat_axes {
-            steps.push((Op::Concat { axis: a as i64 }, reps[a]));
-        }
-        if steps.is_empty() {
+        let tiled: Vec<usize> = shape
+            .iter()
+            .zip(&reps)
+            .map(|(&d, &r)| d.checked_mul(r))
+            .collect::<Option<Vec<usize>>>()
+            .filter(|t| checked_numel(t).is_some())
+            .ok_or_else(|| format!("{shape:?} tiled by reps {reps:?} is too large"))?;
+        if tiled == shape {
             return self.alias_output(op, x);
         }
-        let mut v: ValueId = x;
-        let last = steps.len() - 1;
-        for (k, (ir, copies)) in steps.into_iter().enumerate() {
-            let operands = if copies == 0 { vec![v] } else { vec![v; copies] };
-            if k == last {
-                return self.push_outputs(ir, operands, &outs);
-            }
-            v = self.push_internal(ir, operands, &format!("{base}_tile{k}"))?;
+        if shape.iter().zip(&reps).all(|(&d, &r)| d == 1 || r == 1) {
+            return self.push_outputs(Op::Expand { shape: tiled }, vec![x], &outs);
         }
-        unreachable!("steps is non-empty")
+        let (mut split, mut spread) = (Vec::new(), Vec::new());
+        for (&d, &r) in shape.iter().zip(&reps) {
+            if d != 1 && r > 1 {
+                split.extend([1, d]);
+                spread.extend([r, d]);
+            } else {
+                split.push(d);
+                spread.push(d * r);
+            }
+        }
+        let base = outs.first().map_or("tile".to_string(), |o| o.name.clone());
+        let v = self.push_internal(Op::Reshape { shape: split }, vec![x], &format!("{base}_tile0"))?;
+        let v = self.push_internal(Op::Expand { shape: spread }, vec![v], &format!("{base}_tile1"))?;
+        self.push_outputs(Op::Reshape { shape: tiled }, vec![v], &outs)
     }
 
     /// `constexpr_lut_to_dense(indices, lut[, vector_axis])` (iOS18 form) with one LUT
