@@ -1,6 +1,6 @@
 //! Looking tensors up and reading their values.
 
-use super::dtype::decode_into;
+use super::dtype::{decode_into, to_f16_bytes};
 use super::open::Entry;
 use super::{Checkpoint, CheckpointError, StDType, TensorInfo};
 
@@ -101,6 +101,22 @@ impl Checkpoint {
         let mut out = vec![0.0; (end - start) * row];
         decode_into(view.dtype, &view.data[start * row * size..end * row * size], &mut out);
         Ok(Some(out))
+    }
+
+    /// The values of `name` as fp16 little-endian bytes (each value rounded to nearest even),
+    /// converted straight from the mapped bytes; `Err(Ok(i))` names the first non-finite
+    /// element.
+    pub fn to_f16_bytes(&self, name: &str) -> Result<Result<Vec<u8>, usize>, CheckpointError> {
+        let view = self.view(name)?;
+        Ok(to_f16_bytes(view.dtype, view.data))
+    }
+
+    /// Releases the resident pages of `name`'s bytes (see `Shard::release`); call after a
+    /// tensor has been read for the last time.
+    pub fn release(&self, name: &str) {
+        if let Ok(entry) = self.entry(name) {
+            self.shards[entry.shard].release(entry.start, entry.end);
+        }
     }
 
     pub(super) fn entry(&self, name: &str) -> Result<&Entry, CheckpointError> {

@@ -84,6 +84,35 @@ pub(crate) fn decode_into(dtype: StDType, bytes: &[u8], out: &mut [f32]) {
     }
 }
 
+/// Converts `bytes` (elements of `dtype`) to fp16 little-endian bytes (round to nearest
+/// even, as `f16::from_f32` of the exact f32 value), in parallel chunks. Returns the index of
+/// the first non-finite input instead, if there is one.
+pub(crate) fn to_f16_bytes(dtype: StDType, bytes: &[u8]) -> Result<Vec<u8>, usize> {
+    let size = dtype.size();
+    let n = bytes.len() / size;
+    let mut out = vec![0u8; n * 2];
+    let bad = out
+        .par_chunks_mut(CHUNK * 2)
+        .zip(bytes.par_chunks(CHUNK * size))
+        .enumerate()
+        .filter_map(|(c, (out, bytes))| {
+            let mut first_bad = None;
+            for (i, (dst, src)) in out.chunks_exact_mut(2).zip(bytes.chunks_exact(size)).enumerate() {
+                let v = dtype.decode(src);
+                if !v.is_finite() && first_bad.is_none() {
+                    first_bad = Some(c * CHUNK + i);
+                }
+                dst.copy_from_slice(&f16::from_f32(v).to_le_bytes());
+            }
+            first_bad
+        })
+        .min();
+    match bad {
+        Some(i) => Err(i),
+        None => Ok(out),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +122,35 @@ mod tests {
         assert_eq!(StDType::F32.decode(&1.5f32.to_le_bytes()), 1.5);
         assert_eq!(StDType::F16.decode(&f16::from_f32(-2.0).to_le_bytes()), -2.0);
         assert_eq!(StDType::BF16.decode(&bf16::from_f32(3.0).to_le_bytes()), 3.0);
+    }
+
+    #[test]
+    fn fp16_bytes_match_decode_then_round_and_name_the_first_bad_value() {
+        let n = CHUNK * 2 + 5;
+        // Finite in every storage dtype; the f32 and bf16 ones include values beyond the fp16
+        // range, which round to ±inf in fp16 exactly as a materialised cast does.
+        let values: Vec<f32> = (0..n).map(|i| (i as f32 - 60000.0) * 0.37).collect();
+        for dtype in [StDType::F32, StDType::BF16, StDType::F16] {
+            let big = [1e6f32, -7e4];
+            let bytes: Vec<u8> = values
+                .iter()
+                .chain(if dtype == StDType::F16 { &[][..] } else { &big[..] })
+                .flat_map(|v| match dtype {
+                    StDType::F32 => v.to_le_bytes().to_vec(),
+                    StDType::BF16 => bf16::from_f32(*v).to_le_bytes().to_vec(),
+                    _ => f16::from_f32(*v).to_le_bytes().to_vec(),
+                })
+                .collect();
+            let got = to_f16_bytes(dtype, &bytes).unwrap();
+            let mut decoded = vec![0.0; bytes.len() / dtype.size()];
+            decode_into(dtype, &bytes, &mut decoded);
+            let want: Vec<u8> = decoded.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect();
+            assert!(got == want, "{dtype}");
+        }
+        let mut bad: Vec<u8> = vec![0; (CHUNK + 10) * 4];
+        bad[(CHUNK + 3) * 4..(CHUNK + 4) * 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        bad[(CHUNK + 7) * 4..(CHUNK + 8) * 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+        assert_eq!(to_f16_bytes(StDType::F32, &bad), Err(CHUNK + 3));
     }
 
     #[test]

@@ -51,4 +51,22 @@ impl Shard {
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.map
     }
+
+    /// Tells the kernel the pages wholly inside `start..end` are not needed any more, so a
+    /// converter that reads every weight once does not keep the whole file resident. Later
+    /// reads fault the pages back in from the file: values never change. Best effort.
+    pub(crate) fn release(&self, start: usize, end: usize) {
+        #[cfg(unix)]
+        {
+            const PAGE: usize = 4096;
+            let (lo, hi) = (start.div_ceil(PAGE) * PAGE, (end.min(self.map.len()) / PAGE) * PAGE);
+            if hi > lo {
+                // SAFETY: the map is read-only and file-backed, so dropping its pages loses
+                // nothing: the next access re-reads the same bytes from the file.
+                let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, lo, hi - lo) };
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = (start, end);
+    }
 }

@@ -16,6 +16,7 @@ impl TensorSource for Checkpoint {
         let shape = info.shape.clone();
         let data =
             self.to_f32(name).map_err(|e| WeightError::Source { tensor: name.to_string(), message: e.to_string() })?;
+        self.release(name);
         if let Some(first) = data.iter().position(|v| !v.is_finite()) {
             let nan = data[first..].iter().filter(|v| v.is_nan()).count();
             let inf = data[first..].iter().filter(|v| v.is_infinite()).count();
@@ -28,6 +29,7 @@ impl TensorSource for Checkpoint {
         let info = self.info(name).ok_or_else(|| WeightError::NotFound { tensor: name.to_string() })?;
         let data = self
             .rows_to_f32(name, start, end)
+            .inspect(|_| self.release(name))
             .map_err(|e| WeightError::Source { tensor: name.to_string(), message: e.to_string() })?
             .ok_or_else(|| WeightError::Source {
                 tensor: name.to_string(),
@@ -41,5 +43,26 @@ impl TensorSource for Checkpoint {
         let mut shape = info.shape.clone();
         shape[0] = end - start;
         Ok((shape, data))
+    }
+
+    fn read_f16_bytes(&self, name: &str) -> Option<Result<super::source::F16Bytes, WeightError>> {
+        let info = self.info(name)?;
+        let source = |message: String| WeightError::Source { tensor: name.to_string(), message };
+        let converted = self.to_f16_bytes(name);
+        self.release(name);
+        Some(match converted {
+            Err(e) => Err(source(e.to_string())),
+            Ok(Ok(bytes)) => Ok((info.shape.clone(), bytes)),
+            Ok(Err(first)) => {
+                // Count like `read_f32` does for the message.
+                let data = match self.to_f32(name) {
+                    Ok(d) => d,
+                    Err(e) => return Some(Err(source(e.to_string()))),
+                };
+                let nan = data[first..].iter().filter(|v| v.is_nan()).count();
+                let inf = data[first..].iter().filter(|v| v.is_infinite()).count();
+                Err(WeightError::NonFinite { tensor: name.to_string(), file: info.file.clone(), nan, inf, first })
+            }
+        })
     }
 }

@@ -5,6 +5,9 @@ use std::collections::HashMap;
 
 use super::WeightError;
 
+/// A tensor as fp16 little-endian bytes with its shape.
+pub type F16Bytes = (Vec<usize>, Vec<u8>);
+
 /// A provider of named checkpoint tensors, converted to f32.
 ///
 /// Contract: on success the returned data has exactly `shape.iter().product()` elements in
@@ -28,6 +31,13 @@ pub trait TensorSource {
         let row = data.len().checked_div(rows).unwrap_or(0);
         shape[0] = end - start;
         Ok((shape, data[start * row..end * row].to_vec()))
+    }
+
+    /// The tensor converted to fp16 little-endian bytes (round to nearest even), with its
+    /// shape — the payload of `cast(checkpoint(…), fp16)` — when the source can produce it
+    /// without an f32 copy; `None` otherwise (the default). Non-finite values are an error.
+    fn read_f16_bytes(&self, _name: &str) -> Option<Result<F16Bytes, WeightError>> {
+        None
     }
 }
 

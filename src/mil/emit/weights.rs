@@ -95,6 +95,15 @@ pub(crate) fn store_weights(
             return Err(fail(format!("{} weights are not supported by Core ML ML programs", w.ty.dtype)));
         }
         let dtype = mil_dtype(w.ty.dtype);
+        if dtype == DataType::Float16
+            && goes_to_blob(dtype, w.ty.numel())
+            && let Some(payload) = fp16_payload(w, cache)?
+        {
+            let code = blob_dtype(dtype).ok_or_else(|| fail(format!("{dtype:?} has no blob encoding")))?;
+            let stored = Stored::Blob { offset: sink.append(code, w.ty.numel() as u64, &payload)? };
+            table.entries.insert(w.name.clone(), StoredWeight { ty: w.ty.clone(), dtype, stored });
+            continue;
+        }
         if let Some(payload) = palette.payload(w, cache)?
             && goes_to_blob(dtype, w.ty.numel())
         {
@@ -156,4 +165,33 @@ impl PaletteStash {
             p.lut.iter().flat_map(|&x| half::f16::from_f32(x).to_bits().to_le_bytes()).collect()
         }))
     }
+}
+
+/// The fp16 payload of `reshape*(cast(checkpoint(float), fp16))` straight from the source's
+/// bytes (no f32 copy of the tensor; the same rounding as materialising and casting), or
+/// `None` for any other recipe or a source that cannot do it.
+fn fp16_payload(w: &crate::ir::Weight, cache: &WeightCache) -> Result<Option<Vec<u8>>, EmitError> {
+    let mut r = &w.recipe;
+    while let Recipe::Reshape { input, .. } = r {
+        r = input;
+    }
+    let (tensor, ty) = match r {
+        Recipe::Cast { input, dtype: crate::ir::DType::F16 } => match input.as_ref() {
+            Recipe::Checkpoint { tensor, ty } if ty.dtype.is_float() => (tensor, ty),
+            _ => return Ok(None),
+        },
+        Recipe::Checkpoint { tensor, ty } if ty.dtype == crate::ir::DType::F16 => (tensor, ty),
+        _ => return Ok(None),
+    };
+    let Some(read) = cache.source().read_f16_bytes(tensor) else { return Ok(None) };
+    let (shape, bytes) =
+        read.map_err(|e| EmitError::Weight { name: w.name.clone(), message: e.to_string(), source: None })?;
+    if shape != ty.shape {
+        return Err(EmitError::Weight {
+            name: w.name.clone(),
+            message: format!("checkpoint tensor {tensor:?} has shape {shape:?}, the recipe declares {:?}", ty.shape),
+            source: None,
+        });
+    }
+    Ok(Some(bytes))
 }
