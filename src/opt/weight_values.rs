@@ -9,24 +9,10 @@ use crate::checkpoint::Checkpoint;
 use crate::ir::{DType, Module};
 use crate::weights::WeightCache;
 
-/// Calls `f(name, values)` for every float, non-fp16 weight of `m`, one at a time (each
-/// weight's values are dropped before the next is read). Fails — before calling `f` —
-/// when the checkpoint is not available, and on the first weight that cannot be read.
-pub fn for_each_float_weight(m: &Module, mut f: impl FnMut(&str, &[f32])) -> Result<(), String> {
-    let cache = weight_cache(m)?;
-    for w in m.weights.iter().filter(|w| w.ty.dtype.is_float() && w.ty.dtype != DType::F16) {
-        let t = cache.get_uncached(&w.name).map_err(|e| e.to_string())?;
-        match t.as_f32().and_then(|a| a.as_slice()) {
-            Some(values) => f(&w.name, values),
-            None => f(&w.name, &t.to_f32_vec()),
-        }
-    }
-    Ok(())
-}
-
 /// `f(name, values)` for every float, non-fp16 weight of `m`, in parallel (rayon, one weight
-/// per task, each dropped after use); the results come back in module order. Fails like
-/// [`for_each_float_weight`].
+/// per task, each dropped after use); the results come back in module order. Fails —
+/// before calling `f` — when the checkpoint is not available, and on a weight that cannot
+/// be read.
 pub fn map_float_weights<T: Send>(m: &Module, f: impl Fn(&str, &[f32]) -> T + Sync) -> Result<Vec<T>, String> {
     use rayon::prelude::*;
     let cache = weight_cache(m)?;

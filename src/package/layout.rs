@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 use std::ops::Range;
 
 use super::names;
-use crate::ir::{Module, Op};
+use crate::ir::Module;
+use crate::mil::emit::weights::used_weights;
 use crate::split::{ChunkLimits, plan_chunks};
 
 /// Which device family the packages are for (sets the per-package byte budget).
@@ -124,19 +125,6 @@ fn lut_attr(m: &Module, key: &str) -> Option<u32> {
     m.attr_int(key).and_then(|v| u32::try_from(v).ok()).filter(|&b| b > 0)
 }
 
-/// The weights used by the named functions.
-pub fn weights_of<'m>(m: &'m Module, functions: &[String]) -> BTreeSet<&'m str> {
-    let mut used = BTreeSet::new();
-    for f in m.functions.iter().filter(|f| functions.contains(&f.name)) {
-        for (_, node) in f.nodes.iter() {
-            if let Op::Weight { name } = &node.op {
-                used.insert(name.as_str());
-            }
-        }
-    }
-    used
-}
-
 fn payload(m: &Module, used: &BTreeSet<&str>) -> u64 {
     m.weights.iter().filter(|w| used.contains(w.name.as_str())).map(|w| w.ty.byte_size()).sum()
 }
@@ -170,7 +158,7 @@ pub fn plan_layout(m: &Module, opts: &LayoutOptions) -> Result<Layout, LayoutErr
         return Err(LayoutError::BadPrefix(prefix));
     }
     let layer_bytes: Vec<u64> = (0..layers)
-        .map(|i| payload(m, &weights_of(m, &[format!("layer{i}.infer"), format!("layer{i}.prefill")])))
+        .map(|i| payload(m, &used_weights(m, &[&format!("layer{i}.infer"), &format!("layer{i}.prefill")])))
         .collect();
     let mut limits = opts.target.limits();
     if let Some(max) = opts.max_chunk_bytes {
@@ -181,7 +169,8 @@ pub fn plan_layout(m: &Module, opts: &LayoutOptions) -> Result<Layout, LayoutErr
 
     let (lut_embed, lut_ffn, lut_head) = (lut_attr(m, "lut_embed"), lut_attr(m, "lut_ffn"), lut_attr(m, "lut_lm_head"));
     let part = |kind, stem: String, functions: Vec<String>, layers, chunk, lut| {
-        let used = weights_of(m, &functions);
+        let names: Vec<&str> = functions.iter().map(String::as_str).collect();
+        let used = used_weights(m, &names);
         PartPlan { kind, stem, layers, chunk, weights: used.len(), bytes: payload(m, &used), lut }
     };
     let mut parts = vec![part(

@@ -4,6 +4,19 @@ use crate::checkpoint::Checkpoint;
 
 use super::{TensorSource, WeightError};
 
+/// [`WeightError::NonFinite`] (first index, NaN and ±Inf counts from there) if `data` holds
+/// a non-finite value.
+fn reject_non_finite(name: &str, file: &std::path::Path, data: &[f32]) -> Result<(), WeightError> {
+    match data.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(first) => {
+            let nan = data[first..].iter().filter(|v| v.is_nan()).count();
+            let inf = data[first..].iter().filter(|v| v.is_infinite()).count();
+            Err(WeightError::NonFinite { tensor: name.to_string(), file: file.to_path_buf(), nan, inf, first })
+        }
+    }
+}
+
 /// Reads tensors with `Checkpoint::to_f32` (an exact conversion from F32/F16/BF16).
 ///
 /// This is where checkpoint values are first read (`lower` only reads headers), so it is also
@@ -17,11 +30,7 @@ impl TensorSource for Checkpoint {
         let data =
             self.to_f32(name).map_err(|e| WeightError::Source { tensor: name.to_string(), message: e.to_string() })?;
         self.release(name);
-        if let Some(first) = data.iter().position(|v| !v.is_finite()) {
-            let nan = data[first..].iter().filter(|v| v.is_nan()).count();
-            let inf = data[first..].iter().filter(|v| v.is_infinite()).count();
-            return Err(WeightError::NonFinite { tensor: name.to_string(), file: info.file.clone(), nan, inf, first });
-        }
+        reject_non_finite(name, &info.file, &data)?;
         Ok((shape, data))
     }
 
@@ -35,11 +44,7 @@ impl TensorSource for Checkpoint {
                 tensor: name.to_string(),
                 message: format!("rows {start}..{end} out of range for shape {:?}", info.shape),
             })?;
-        if let Some(first) = data.iter().position(|v| !v.is_finite()) {
-            let nan = data[first..].iter().filter(|v| v.is_nan()).count();
-            let inf = data[first..].iter().filter(|v| v.is_infinite()).count();
-            return Err(WeightError::NonFinite { tensor: name.to_string(), file: info.file.clone(), nan, inf, first });
-        }
+        reject_non_finite(name, &info.file, &data)?;
         let mut shape = info.shape.clone();
         shape[0] = end - start;
         Ok((shape, data))
@@ -53,16 +58,13 @@ impl TensorSource for Checkpoint {
         Some(match converted {
             Err(e) => Err(source(e.to_string())),
             Ok(Ok(bytes)) => Ok((info.shape.clone(), bytes)),
-            Ok(Err(first)) => {
-                // Count like `read_f32` does for the message.
-                let data = match self.to_f32(name) {
-                    Ok(d) => d,
-                    Err(e) => return Some(Err(source(e.to_string()))),
-                };
-                let nan = data[first..].iter().filter(|v| v.is_nan()).count();
-                let inf = data[first..].iter().filter(|v| v.is_infinite()).count();
-                Err(WeightError::NonFinite { tensor: name.to_string(), file: info.file.clone(), nan, inf, first })
-            }
+            // A non-finite value: the f32 values give the same error as `read_f32`.
+            Ok(Err(first)) => match self.to_f32(name) {
+                Ok(data) => Err(reject_non_finite(name, &info.file, &data)
+                    .err()
+                    .unwrap_or_else(|| source(format!("element {first} is not finite")))),
+                Err(e) => Err(source(e.to_string())),
+            },
         })
     }
 }

@@ -95,18 +95,17 @@ pub(crate) fn store_weights(
             return Err(fail(format!("{} weights are not supported by Core ML ML programs", w.ty.dtype)));
         }
         let dtype = mil_dtype(w.ty.dtype);
-        if dtype == DataType::Float16
-            && goes_to_blob(dtype, w.ty.numel())
-            && let Some(payload) = fp16_payload(w, cache)?
-        {
-            let code = blob_dtype(dtype).ok_or_else(|| fail(format!("{dtype:?} has no blob encoding")))?;
-            let stored = Stored::Blob { offset: sink.append(code, w.ty.numel() as u64, &payload)? };
-            table.entries.insert(w.name.clone(), StoredWeight { ty: w.ty.clone(), dtype, stored });
-            continue;
-        }
-        if let Some(payload) = palette.payload(w, cache)?
-            && goes_to_blob(dtype, w.ty.numel())
-        {
+        // Payloads made without an interpreter tensor: fp16 straight from the checkpoint
+        // bytes, palettizations computed once per indices/table pair.
+        let direct = if !goes_to_blob(dtype, w.ty.numel()) {
+            None
+        } else {
+            match fp16_payload(w, cache)? {
+                Some(payload) => Some(payload),
+                None => palette.payload(w, cache)?,
+            }
+        };
+        if let Some(payload) = direct {
             let code = blob_dtype(dtype).ok_or_else(|| fail(format!("{dtype:?} has no blob encoding")))?;
             let stored = Stored::Blob { offset: sink.append(code, w.ty.numel() as u64, &payload)? };
             table.entries.insert(w.name.clone(), StoredWeight { ty: w.ty.clone(), dtype, stored });
