@@ -1,5 +1,6 @@
-//! The fp16 range report of the `precision` pass: which weight values overflow (|v| > 65504)
-//! or flush to zero (0 < |v| < 2⁻²⁵, which rounds to 0 in fp16) when converted.
+//! The fp16 range report of the `precision` pass: which weight values overflow
+//! (|v| ≥ 65520, which rounds to ±inf in fp16) or flush to zero (0 < |v| ≤ 2⁻²⁵, which rounds
+//! to 0) when converted.
 //!
 //! Statistics need the weight values, so they are computed only when the module's
 //! `checkpoint` attribute names a readable checkpoint folder; otherwise the report says it
@@ -7,9 +8,11 @@
 
 use crate::ir::Module;
 
-/// Largest finite fp16 value.
-pub const FP16_MAX: f64 = 65504.0;
-/// Values with magnitude below this round to zero in fp16 (half the smallest subnormal).
+/// Values with magnitude at or above this round to ±inf in fp16 (65504, the largest finite
+/// value, plus half an ulp).
+pub const FP16_OVERFLOW: f64 = 65520.0;
+/// Values with magnitude up to this round to zero in fp16 (half the smallest subnormal; the
+/// tie goes to the even value, 0).
 pub const FP16_FLUSH: f64 = 2.980_232_238_769_531_2e-8;
 
 /// Counts of problematic values in one tensor.
@@ -20,18 +23,17 @@ pub struct RangeStats {
     pub flush: usize,
 }
 
-/// Counts overflowing and flushed values.
+/// Counts overflowing and flushed values (branch-free, so the loop vectorises; both bounds
+/// are exact in f32, so comparing in f32 is exact).
 pub fn stats(values: &[f32]) -> RangeStats {
-    let mut s = RangeStats { total: values.len(), ..Default::default() };
+    let (overflow_at, flush) = (FP16_OVERFLOW as f32, FP16_FLUSH as f32);
+    let (mut overflow, mut flushed) = (0usize, 0usize);
     for &v in values {
-        let a = (v as f64).abs();
-        if a > FP16_MAX {
-            s.overflow += 1;
-        } else if a > 0.0 && a < FP16_FLUSH {
-            s.flush += 1;
-        }
+        let a = v.abs();
+        overflow += usize::from(a >= overflow_at);
+        flushed += usize::from(a > 0.0 && a <= flush);
     }
-    s
+    RangeStats { total: values.len(), overflow, flush: flushed }
 }
 
 /// Report notes for the module's float weights that are not fp16 yet.
@@ -64,5 +66,12 @@ mod tests {
     fn counts_overflow_and_flush() {
         let s = stats(&[0.0, 1.0, 70000.0, -1e6, 1e-9, -2e-8, 6e-8]);
         assert_eq!(s, RangeStats { total: 7, overflow: 2, flush: 2 });
+        // The bounds agree with fp16 rounding itself: 2^-25 is a tie that rounds to 0.
+        for v in [65504.0f32, 65519.99, 65520.0, f32::from_bits(0x3300_0000), f32::from_bits(0x3300_0001), 1e-30] {
+            let h = half::f16::from_f32(v);
+            let s = stats(&[v]);
+            assert_eq!(s.overflow == 1, h.is_infinite(), "{v:e}");
+            assert_eq!(s.flush == 1, h.to_f32() == 0.0, "{v:e}");
+        }
     }
 }

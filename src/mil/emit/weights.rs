@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use super::sink::BlobSink;
 use crate::ir::Recipe;
 use crate::ir::{Module, Op, TensorType};
-use crate::mil::blob::pack::pack_bits;
+use crate::mil::blob::pack::pack_bits_parallel;
 use crate::mil::dtype::{blob_dtype, mil_dtype};
 use crate::mil::error::EmitError;
 use crate::mil::proto::DataType;
@@ -159,7 +159,7 @@ impl PaletteStash {
         }
         let p = &self.last.as_ref().expect("set above").3;
         Ok(Some(if indices {
-            if bits == 8 { p.indices.clone() } else { pack_bits(p.indices.iter().copied(), bits) }
+            if bits == 8 { p.indices.clone() } else { pack_bits_parallel(&p.indices, bits) }
         } else {
             p.lut.iter().flat_map(|&x| half::f16::from_f32(x).to_bits().to_le_bytes()).collect()
         }))
