@@ -1,6 +1,8 @@
 //! LUT palettization: ANEMLL's coremltools k-means palettization, done by the compiler.
 //!
-//! - [`kmeans`]: exact 1-D k-means on the fp16 histogram of one group (SMAWK dynamic program).
+//! - [`kmeans`]: exact 1-D k-means on the fp16 histogram of one group; the layered dynamic
+//!   program, and the histogram / nearest-entry helpers.
+//! - [`lagrangian`]: the faster exact solver it uses first (a penalty per cluster, searched).
 //! - [`palettize`]: [`palettize_tensor`], one table per `group_size` rows of axis 0, in
 //!   parallel over groups.
 //! - [`memo`]: [`PaletteMemo`], so that a weight's two recipes run k-means once.
@@ -12,6 +14,7 @@
 
 pub mod config;
 pub mod kmeans;
+pub mod lagrangian;
 pub mod memo;
 pub mod palettize;
 pub mod transform;
