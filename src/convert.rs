@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::checkpoint::Checkpoint;
 use crate::frontend::{LowerError, LowerOptions, lower_checkpoint};
+use crate::opt::fp16_range::Finding;
 use crate::opt::{OptError, OptOptions, OptReport, optimize_with};
 use crate::package::{EmitEvent, EmitOptions, EmitOutputError, EmitReport, LayoutOptions, emit_output};
 use crate::weights::WeightCache;
@@ -74,13 +75,19 @@ pub enum ConvertError {
     Checkpoint(String),
     #[error(transparent)]
     Emit(#[from] EmitOutputError),
+    #[error(
+        "{} weight(s) hold values beyond the fp16 range (|v| ≥ 65520), which the fp16 Core ML packages cannot represent:\n  {}",
+        .0.len(),
+        .0.join("\n  ")
+    )]
+    Fp16Overflow(Vec<String>),
 }
 
 impl ConvertError {
     /// True when the input (checkpoint, options, existing output) is at fault.
     pub fn is_input(&self) -> bool {
         match self {
-            ConvertError::OutputExists { .. } | ConvertError::Checkpoint(_) => true,
+            ConvertError::OutputExists { .. } | ConvertError::Checkpoint(_) | ConvertError::Fp16Overflow(_) => true,
             ConvertError::Lower(e) => !matches!(**e, LowerError::Internal { .. }),
             ConvertError::Opt(_) => false,
             ConvertError::Emit(e) => e.is_input(),
@@ -120,6 +127,19 @@ pub fn convert(
     })?;
     drop(lowered);
     timed("opt", t);
+    // Overflowing weights would become ±inf (dense) or fail palettization: refuse them now,
+    // naming each, before anything is written.
+    let overflowing: Vec<String> = opt_report
+        .passes
+        .iter()
+        .flat_map(|p| &p.notes)
+        .filter_map(|n| Finding::parse(n))
+        .filter(|f| f.stats.overflow > 0)
+        .map(|f| f.note())
+        .collect();
+    if !overflowing.is_empty() {
+        return Err(ConvertError::Fp16Overflow(overflowing));
+    }
 
     progress(ConvertEvent::StageStart { stage: "emit" });
     let t = Instant::now();

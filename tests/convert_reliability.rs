@@ -3,6 +3,7 @@
 //! (SIGINT/SIGKILL) at any moment never leaves a folder under the output name that looks
 //! complete — the output either is complete and loads, or does not exist.
 
+mod hostile_support;
 mod mil_common;
 mod reference_support;
 
@@ -46,6 +47,57 @@ fn thread_count_does_not_change_a_byte() {
     for (k, v) in &folders[0] {
         assert!(&folders[1][k] == v, "{k} differs between RAYON_NUM_THREADS=1 and 2");
     }
+}
+
+/// A weight with values beyond fp16 stops `convert` before anything is written (exit 2,
+/// naming the weight and the counts); values that only flush to zero convert with a warning;
+/// a pristine checkpoint gets neither.
+#[test]
+fn weights_beyond_fp16_are_refused_and_flushed_ones_warned_about() {
+    let dir = scratch("fp16_range");
+    let ckpt = dir.join("ckpt");
+    hostile_support::copy_fixture("llama_tiny", &ckpt);
+    let convert = |out: &str| {
+        let o = Command::new(bin())
+            .arg("convert")
+            .arg(&ckpt)
+            .arg("-o")
+            .arg(dir.join(out))
+            .args(["--context", "32", "--batch", "8"])
+            .output()
+            .unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let warnings = |stderr: &str| stderr.lines().filter(|l| l.starts_with("warning: ")).count();
+    let (code, stderr) = convert("pristine");
+    assert_eq!((code, warnings(&stderr)), (Some(0), 0), "{stderr}");
+
+    let weight = "model.layers.0.mlp.down_proj.weight";
+    let st = ckpt.join("model.safetensors");
+    hostile_support::edit_safetensors(&st, |s| s.poke(weight, 7, &1.0e-9f32.to_le_bytes()));
+    let (code, stderr) = convert("flushed");
+    assert_eq!(code, Some(0), "{stderr}");
+    let warning: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(warning.len(), 1, "{stderr}");
+    assert!(
+        warning[0].contains("down_proj") && warning[0].ends_with(": 0 of 8192 values overflow fp16, 1 flush to zero")
+    );
+
+    hostile_support::edit_safetensors(&st, |s| {
+        s.poke(weight, 3, &1.0e5f32.to_le_bytes());
+        s.poke(weight, 70, &(-65520.0f32).to_le_bytes());
+        // Rounds to 65504, the largest finite fp16: not an overflow.
+        s.poke(weight, 9, &65519.0f32.to_le_bytes());
+    });
+    let (code, stderr) = convert("overflow");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("beyond the fp16 range")
+            && stderr.contains(": 2 of 8192 values overflow fp16, 1 flush to zero"),
+        "{stderr}"
+    );
+    assert!(!dir.join("overflow").exists());
+    assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains("partial")));
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use half::{bf16, f16};
+use half::f16;
 use rayon::prelude::*;
 
 /// A storage dtype the checkpoint reader supports.
@@ -45,13 +45,14 @@ impl StDType {
         }
     }
 
-    /// Decodes one element from exactly `self.size()` little-endian bytes.
-    #[inline]
+    /// Decodes one element from exactly `self.size()` little-endian bytes (the per-element
+    /// reference the bulk decoders are tested against).
+    #[cfg(test)]
     pub(crate) fn decode(self, bytes: &[u8]) -> f32 {
         match self {
             StDType::F32 => f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
             StDType::F16 => f16::from_bits(u16::from_le_bytes([bytes[0], bytes[1]])).to_f32(),
-            StDType::BF16 => bf16::from_bits(u16::from_le_bytes([bytes[0], bytes[1]])).to_f32(),
+            StDType::BF16 => half::bf16::from_bits(u16::from_le_bytes([bytes[0], bytes[1]])).to_f32(),
         }
     }
 }
@@ -148,6 +149,7 @@ pub(crate) fn to_f16_bytes(dtype: StDType, bytes: &[u8]) -> Result<Vec<u8>, usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+    use half::bf16;
 
     #[test]
     fn decodes_each_dtype() {

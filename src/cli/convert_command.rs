@@ -10,7 +10,7 @@ use super::CliError;
 use super::emit_command::{LayoutArgs, on_event, package_bar, print_summary};
 use crate::convert::{ConvertEvent, ConvertOptions, convert};
 use crate::frontend::LowerOptions;
-use crate::opt::{OptOptions, PassRun};
+use crate::opt::{OptOptions, PassRun, fp16_range};
 use crate::quant::LutConfig;
 
 #[derive(Args, Debug)]
@@ -133,6 +133,10 @@ pub fn run_convert(args: ConvertArgs) -> Result<(), CliError> {
     let total: Duration = report.stages.iter().map(|s| s.time).sum();
     eprintln!();
     print_summary(&report.emit);
+    // Values too small for fp16 were converted to 0 (overflow stops `convert` earlier).
+    for finding in report.opt.passes.iter().flat_map(|p| &p.notes).filter_map(|n| fp16_range::Finding::parse(n)) {
+        eprintln!("warning: {}", finding.note());
+    }
     for pass in &report.opt.passes {
         if let PassRun::Palettize(p) = &pass.run
             && p.tensors() > 0

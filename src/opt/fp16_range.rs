@@ -6,7 +6,7 @@
 //! `checkpoint` attribute names a readable checkpoint folder; otherwise the report says it
 //! was skipped and why.
 
-use crate::ir::Module;
+use crate::ir::{DType, Module};
 
 /// Values with magnitude at or above this round to ±inf in fp16 (65504, the largest finite
 /// value, plus half an ulp).
@@ -36,10 +36,36 @@ pub fn stats(values: &[f32]) -> RangeStats {
     RangeStats { total: values.len(), overflow, flush: flushed }
 }
 
+/// A weight with values that overflow or flush, as one report note says it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub weight: String,
+    pub stats: RangeStats,
+}
+
+impl Finding {
+    /// The report note for this finding; [`Finding::parse`] reads it back.
+    pub fn note(&self) -> String {
+        let s = &self.stats;
+        format!("@{}: {} of {} values overflow fp16, {} flush to zero", self.weight, s.overflow, s.total, s.flush)
+    }
+
+    /// The finding a report note states, or `None` for the report's other notes (the
+    /// summary, or why the report was skipped).
+    pub fn parse(note: &str) -> Option<Finding> {
+        let (weight, rest) = note.strip_prefix('@')?.rsplit_once(": ")?;
+        let (overflow, rest) = rest.split_once(" of ")?;
+        let (total, rest) = rest.split_once(" values overflow fp16, ")?;
+        let flush = rest.strip_suffix(" flush to zero")?;
+        let stats =
+            RangeStats { total: total.parse().ok()?, overflow: overflow.parse().ok()?, flush: flush.parse().ok()? };
+        Some(Finding { weight: weight.to_string(), stats })
+    }
+}
+
 /// Report notes for the module's float weights that are not fp16 yet.
 pub fn report(m: &Module) -> Vec<String> {
-    let result = super::weight_values::map_float_weights(m, |name, values| (name.to_string(), stats(values)));
-    let per_weight = match result {
+    let per_weight = match weight_stats(m) {
         Err(why) => return vec![format!("fp16 range report skipped: {why}")],
         Ok(v) => v,
     };
@@ -47,9 +73,7 @@ pub fn report(m: &Module) -> Vec<String> {
     let notes: Vec<String> = per_weight
         .into_iter()
         .filter(|(_, s)| s.overflow > 0 || s.flush > 0)
-        .map(|(name, s)| {
-            format!("@{name}: {} of {} values overflow fp16, {} flush to zero", s.overflow, s.total, s.flush)
-        })
+        .map(|(weight, stats)| Finding { weight, stats }.note())
         .collect();
     if notes.is_empty() {
         vec![format!("fp16 range: all {checked} converted weights fit (no overflow, no flush to zero)")]
@@ -58,9 +82,41 @@ pub fn report(m: &Module) -> Vec<String> {
     }
 }
 
+/// Statistics of every float, non-fp16 weight of `m`, in module order: from the stored bits
+/// where the recipe allows ([`super::fp16_range_bits`]), else from the materialised values;
+/// weights in parallel. Fails when the checkpoint is not available or a weight cannot be read.
+fn weight_stats(m: &Module) -> Result<Vec<(String, RangeStats)>, String> {
+    use rayon::prelude::*;
+    let checkpoint = super::weight_values::module_checkpoint(m)?;
+    let cache = crate::weights::WeightCache::new(m, checkpoint.clone());
+    let weights: Vec<_> = m.weights.iter().filter(|w| w.ty.dtype.is_float() && w.ty.dtype != DType::F16).collect();
+    weights
+        .par_iter()
+        .map(|w| {
+            if let Some(s) = super::fp16_range_bits::recipe_stats(&w.recipe, &checkpoint) {
+                return Ok((w.name.clone(), s));
+            }
+            let t = cache.get_uncached(&w.name).map_err(|e| e.to_string())?;
+            let s = match t.as_f32().and_then(|a| a.as_slice()) {
+                Some(values) => stats(values),
+                None => stats(&t.to_f32_vec()),
+            };
+            Ok((w.name.clone(), s))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn findings_read_back_from_their_notes() {
+        let f = Finding { weight: "a.b: c".into(), stats: RangeStats { total: 70, overflow: 2, flush: 1 } };
+        assert_eq!(Finding::parse(&f.note()), Some(f));
+        assert_eq!(Finding::parse("fp16 range: all 3 converted weights fit (no overflow, no flush to zero)"), None);
+        assert_eq!(Finding::parse("fp16 range report skipped: no checkpoint"), None);
+    }
 
     #[test]
     fn counts_overflow_and_flush() {

@@ -20,6 +20,7 @@ pub mod cost;
 pub mod extract;
 pub mod fold;
 pub mod fp16_range;
+pub mod fp16_range_bits;
 pub mod kv_state;
 pub mod lang;
 pub mod palettize;

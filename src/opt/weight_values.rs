@@ -32,11 +32,16 @@ pub fn map_float_weights<T: Send>(m: &Module, f: impl Fn(&str, &[f32]) -> T + Sy
 /// A weight cache over `m` reading the checkpoint named by its `checkpoint` attribute; fails
 /// with the reason when that folder is not available.
 pub fn weight_cache(m: &Module) -> Result<WeightCache, String> {
+    Ok(WeightCache::new(m, module_checkpoint(m)?))
+}
+
+/// The checkpoint named by `m`'s `checkpoint` attribute, opened; fails with the reason when
+/// that folder is not available.
+pub fn module_checkpoint(m: &Module) -> Result<Arc<Checkpoint>, String> {
     let dir = m.attr_str("checkpoint").ok_or("the module has no `checkpoint` attribute")?;
     let path = Path::new(dir);
     if !path.is_dir() {
         return Err(format!("checkpoint folder `{dir}` is not readable from here"));
     }
-    let checkpoint = Checkpoint::open(path).map_err(|e| e.to_string())?;
-    Ok(WeightCache::new(m, Arc::new(checkpoint)))
+    Checkpoint::open(path).map(Arc::new).map_err(|e| e.to_string())
 }
