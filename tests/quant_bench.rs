@@ -7,7 +7,8 @@ use std::time::Instant;
 use anemllc::quant::{palettize_tensor, relative_error};
 
 /// A deterministic bell-shaped matrix (sum of four uniforms, scaled like LLM weights),
-/// rounded to bf16 like a real checkpoint.
+/// rounded to bf16 like a real checkpoint and then to fp16, as `opt` casts weights before
+/// `lut_indices` palettizes them.
 fn synthetic(rows: usize, cols: usize) -> Vec<f32> {
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut uniform = move || {
@@ -19,7 +20,7 @@ fn synthetic(rows: usize, cols: usize) -> Vec<f32> {
     (0..rows * cols)
         .map(|_| {
             let s: f32 = (0..4).map(|_| uniform()).sum::<f32>() - 2.0;
-            half::bf16::from_f32(s * 0.03).to_f32()
+            half::f16::from_f32(half::bf16::from_f32(s * 0.03).to_f32()).to_f32()
         })
         .collect()
 }

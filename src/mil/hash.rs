@@ -1,19 +1,19 @@
 //! Deterministic content hashing for package identifiers (Manifest UUIDs).
 //!
-//! FNV-1a with 128-bit state: not cryptographic, only a stable fingerprint so that the same
-//! package content always yields the same identifiers and different content almost surely
-//! yields different ones.
+//! XXH3-128 (the `xxhash-rust` crate), streamed: not cryptographic, only a stable
+//! fingerprint so that the same package content always yields the same identifiers and
+//! different content almost surely yields different ones. It runs at memory speed, which
+//! matters because every byte of every weight.bin passes through it on the writing thread.
 
-const OFFSET_BASIS: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+use xxhash_rust::xxh3::Xxh3;
 
-/// A streaming FNV-1a-128 hasher.
-#[derive(Clone, Copy, Debug)]
-pub struct ContentHash(u128);
+/// A streaming content hasher with a 128-bit result.
+#[derive(Clone, Default)]
+pub struct ContentHash(Xxh3);
 
-impl Default for ContentHash {
-    fn default() -> Self {
-        ContentHash(OFFSET_BASIS)
+impl std::fmt::Debug for ContentHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ContentHash({:032x})", self.finish())
     }
 }
 
@@ -23,14 +23,11 @@ impl ContentHash {
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u128::from(b);
-            self.0 = self.0.wrapping_mul(PRIME);
-        }
+        self.0.update(bytes);
     }
 
     pub fn finish(&self) -> u128 {
-        self.0
+        self.0.digest128()
     }
 }
 
@@ -49,12 +46,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fnv_known_value_and_uuid_shape() {
-        // FNV-1a-128 of the empty input is the offset basis.
-        assert_eq!(ContentHash::new().finish(), OFFSET_BASIS);
+    fn streamed_hash_equals_one_shot_hash_and_uuid_shape() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         let mut h = ContentHash::new();
-        h.update(b"a");
-        assert_eq!(h.finish(), 0xd228_cb69_6f1a_8caf_7891_2b70_4e4a_8964);
+        for piece in data.chunks(777) {
+            h.update(piece);
+        }
+        assert_eq!(h.finish(), xxhash_rust::xxh3::xxh3_128(&data));
+        assert_ne!(h.finish(), ContentHash::new().finish());
         let id = uuid_v4_shaped(h.finish());
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");

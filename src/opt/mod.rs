@@ -132,10 +132,16 @@ pub fn run_pass_with_options(
         None => Vec::new(),
     };
     verify(&module)?;
-    let mut functions = Vec::with_capacity(module.functions.len());
-    let mut reports = Vec::with_capacity(module.functions.len());
-    for f in &module.functions {
-        let (new, report) = runner::run_function(&module, f, &rewrites, &limits).map_err(err)?;
+    // Functions are rewritten independently (each in its own e-graph), so in parallel; the
+    // results keep module order.
+    let results: Vec<_> = {
+        use rayon::prelude::*;
+        module.functions.par_iter().map(|f| runner::run_function(&module, f, &rewrites, &limits)).collect()
+    };
+    let mut functions = Vec::with_capacity(results.len());
+    let mut reports = Vec::with_capacity(results.len());
+    for result in results {
+        let (new, report) = result.map_err(err)?;
         functions.push(new);
         reports.push(report);
     }

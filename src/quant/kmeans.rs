@@ -95,25 +95,39 @@ thread_local! {
     static KEY_INDEX: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 1 << 16]);
 }
 
+/// The fp16 order keys ([`order_key`]) of `values` rounded as [`round_f16_saturating`], and
+/// whether every value equals its rounding (true for fp16 and bf16 weights), in one pass.
+pub fn fp16_keys(values: &[f32]) -> (Vec<u16>, bool) {
+    let mut keys = Vec::with_capacity(values.len());
+    let mut exact = true;
+    for_each_fp16_block(values, |_, block, halves, back| {
+        keys.extend(halves.iter().map(|&h| order_key(h)));
+        exact &= block.iter().zip(back).fold(true, |all, (v, r)| all & (v == r));
+    });
+    (keys, exact)
+}
+
 /// The histogram of `values` rounded to fp16 (see [`round_f16_saturating`]). `values` must be
 /// free of NaN.
+pub fn fp16_histogram(values: &[f32]) -> Histogram {
+    histogram_of_keys(&fp16_keys(values).0)
+}
+
+/// The histogram of fp16 order keys.
 ///
-/// Counts by order key in a per-thread table of 2^16 counters, remembering which keys were
+/// Counts by key in a per-thread table of 2^16 counters, remembering which keys were
 /// touched; only those (typically a few thousand) are sorted, read and reset, so the cost is
 /// linear in the group plus `m log m` for `m` distinct values.
-pub fn fp16_histogram(values: &[f32]) -> Histogram {
+pub fn histogram_of_keys(all_keys: &[u16]) -> Histogram {
     KEY_COUNTS.with_borrow_mut(|counts| {
         let mut keys: Vec<u16> = Vec::new();
-        for_each_fp16_block(values, |_, _, halves, _| {
-            for &h in halves {
-                let key = order_key(h);
-                let count = &mut counts[usize::from(key)];
-                if *count == 0 {
-                    keys.push(key);
-                }
-                *count += 1;
+        for &key in all_keys {
+            let count = &mut counts[usize::from(key)];
+            if *count == 0 {
+                keys.push(key);
             }
-        });
+            *count += 1;
+        }
         keys.sort_unstable();
         let mut out = Histogram {
             values: Vec::with_capacity(keys.len()),
@@ -161,6 +175,7 @@ impl Prefix {
     }
 
     /// Weighted sum of squared deviations from the mean of points `t .. i` (`t < i`).
+    #[inline]
     pub(super) fn sse(&self, t: usize, i: usize) -> f64 {
         let w = self.w[i] - self.w[t];
         let s = self.s[i] - self.s[t];
@@ -343,6 +358,20 @@ pub fn assign(values: &[f32], hist: &Histogram, table: &[f32], out: &mut [u8]) {
                 *o = if r == v { by_key[usize::from(order_key(h))] } else { assigner.index(v) as u8 };
             }
         });
+    });
+}
+
+/// [`assign`] for values that are all exact fp16 numbers, given their order keys (from
+/// [`fp16_keys`]) instead of the values: one table lookup per element.
+pub fn assign_keys(keys: &[u16], hist: &Histogram, table: &[f32], out: &mut [u8]) {
+    let assigner = Assigner::new(table);
+    KEY_INDEX.with_borrow_mut(|by_key| {
+        for (&key, &x) in hist.keys.iter().zip(&hist.values) {
+            by_key[usize::from(key)] = assigner.index(x as f32) as u8;
+        }
+        for (o, &key) in out.iter_mut().zip(keys) {
+            *o = by_key[usize::from(key)];
+        }
     });
 }
 
@@ -533,6 +562,29 @@ mod tests {
             for (&v, &i) in vals.iter().zip(&out) {
                 assert_eq!(usize::from(i), nearest(&table, v), "k={k} v={v}");
             }
+        }
+    }
+
+    #[test]
+    fn key_assignment_equals_value_assignment_for_exact_values() {
+        let mut rng = Rng(23);
+        // bf16 values cast to fp16, as `opt` feeds them to `lut_indices`.
+        let exact: Vec<f32> =
+            (0..5000).map(|_| f16::from_f32(half::bf16::from_f32(rng.normal() * 0.02).to_f32()).to_f32()).collect();
+        let (keys, all_exact) = fp16_keys(&exact);
+        assert!(all_exact);
+        let hist = histogram_of_keys(&keys);
+        assert_eq!(hist, fp16_histogram(&exact));
+        let table = table_from_histogram(&hist, 64);
+        let (mut by_keys, mut by_values) = (vec![0u8; exact.len()], vec![0u8; exact.len()]);
+        assign_keys(&keys, &hist, &table, &mut by_keys);
+        assign(&exact, &hist, &table, &mut by_values);
+        assert_eq!(by_keys, by_values);
+        // One value off the fp16 grid (or beyond its range) clears the flag.
+        for odd in [0.1f32, 1e6, 1e-7] {
+            let mut inexact = exact.clone();
+            inexact[4321] = odd;
+            assert!(!fp16_keys(&inexact).1, "{odd}");
         }
     }
 

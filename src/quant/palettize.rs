@@ -11,7 +11,7 @@
 use rayon::prelude::*;
 
 use super::QuantError;
-use super::kmeans::{assign, fp16_histogram, table_from_histogram};
+use super::kmeans::{assign, assign_keys, fp16_keys, histogram_of_keys, table_from_histogram};
 
 /// Index widths `lut_to_dense` supports (the iOS18 `constexpr_lut_to_dense` widths).
 pub const SUPPORTED_BITS: [u32; 6] = [1, 2, 3, 4, 6, 8];
@@ -99,9 +99,15 @@ pub fn palettize_tensor(
     let mut lut = vec![0f32; groups * k];
     values.par_chunks(group_len).zip(indices.par_chunks_mut(group_len)).zip(lut.par_chunks_mut(k)).for_each(
         |((vals, idx), table)| {
-            let hist = fp16_histogram(vals);
+            // One rounding pass gives the keys for both the histogram and the assignment.
+            let (keys, exact) = fp16_keys(vals);
+            let hist = histogram_of_keys(&keys);
             table.copy_from_slice(&table_from_histogram(&hist, k));
-            assign(vals, &hist, table, idx);
+            if exact {
+                assign_keys(&keys, &hist, table, idx);
+            } else {
+                assign(vals, &hist, table, idx);
+            }
         },
     );
     Ok(Palettized { shape: shape.to_vec(), bits, group_size, indices, lut })

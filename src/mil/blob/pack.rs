@@ -33,10 +33,33 @@ pub fn pack_bits_parallel(values: &[u8], bits: u32) -> Vec<u8> {
     use rayon::prelude::*;
     const RUN: usize = 1 << 16;
     if values.len() <= RUN {
-        return pack_bits(values.iter().copied(), bits);
+        return pack_run(values, bits);
     }
-    let packed: Vec<Vec<u8>> = values.par_chunks(RUN).map(|run| pack_bits(run.iter().copied(), bits)).collect();
+    let packed: Vec<Vec<u8>> = values.par_chunks(RUN).map(|run| pack_run(run, bits)).collect();
     packed.concat()
+}
+
+/// [`pack_bits`] of one run, with straight-line code for the common widths: 4 bits (two
+/// values per byte) and 6 bits (four values in three bytes); other widths, and a tail that
+/// does not fill whole bytes, take the general loop.
+fn pack_run(values: &[u8], bits: u32) -> Vec<u8> {
+    let (group, mask) = match bits {
+        4 => (2, 0x0f),
+        6 => (4, 0x3f),
+        _ => return pack_bits(values.iter().copied(), bits),
+    };
+    let whole = values.len() / group * group;
+    let mut out = Vec::with_capacity(values.len() * bits as usize / 8 + 1);
+    if bits == 4 {
+        out.extend(values[..whole].chunks_exact(2).map(|p| (p[0] & mask) | ((p[1] & mask) << 4)));
+    } else {
+        for q in values[..whole].chunks_exact(4) {
+            let (a, b, c, d) = (q[0] & mask, q[1] & mask, q[2] & mask, q[3] & mask);
+            out.extend([a | (b << 6), (b >> 2) | (c << 4), (c >> 4) | (d << 2)]);
+        }
+    }
+    out.extend(pack_bits(values[whole..].iter().copied(), bits));
+    out
 }
 
 /// Unpacks `n` elements of width `bits` from `bytes`; `None` if `bytes` is too short.
@@ -73,6 +96,14 @@ mod tests {
         for bits in [1u32, 2, 3, 4, 6, 8] {
             let masked: Vec<u8> = values.iter().map(|&v| v & ((1u16 << bits) - 1) as u8).collect();
             assert_eq!(pack_bits_parallel(&masked, bits), pack_bits(masked.iter().copied(), bits), "{bits} bits");
+            // Short inputs with tails that do not fill whole bytes take the same path.
+            for n in 0..13 {
+                assert_eq!(
+                    pack_run(&masked[..n], bits),
+                    pack_bits(masked[..n].iter().copied(), bits),
+                    "{bits} bits, {n}"
+                );
+            }
         }
     }
 
