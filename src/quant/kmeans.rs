@@ -88,8 +88,10 @@ fn for_each_fp16_block(values: &[f32], mut f: impl FnMut(usize, &[f32], &[f16], 
 }
 
 thread_local! {
-    /// Per-thread scratch of 2^16 counters, one per fp16 order key; all zero between calls.
-    static KEY_COUNTS: std::cell::RefCell<Vec<u64>> = std::cell::RefCell::new(vec![0; 1 << 16]);
+    /// Per-thread scratch: 2^16 counters, one per fp16 order key, and a bitset of the keys
+    /// seen; all zero between calls.
+    static KEY_COUNTS: std::cell::RefCell<(Vec<u32>, Vec<u64>)> =
+        std::cell::RefCell::new((vec![0; 1 << 16], vec![0; 1 << 10]));
     /// Per-thread scratch mapping an order key to its table index (only keys of the
     /// current histogram are written and read).
     static KEY_INDEX: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 1 << 16]);
@@ -115,30 +117,39 @@ pub fn fp16_histogram(values: &[f32]) -> Histogram {
 
 /// The histogram of fp16 order keys.
 ///
-/// Counts by key in a per-thread table of 2^16 counters, remembering which keys were
-/// touched; only those (typically a few thousand) are sorted, read and reset, so the cost is
-/// linear in the group plus `m log m` for `m` distinct values.
+/// Counts by key in a per-thread table of 2^16 counters and marks each key in a per-thread
+/// bitset of 2^16 bits; scanning the bitset's 1 024 words then yields the distinct keys
+/// already in order, each read and reset — no sort, no branch in the counting loop, and
+/// the cost is linear in the group.
 pub fn histogram_of_keys(all_keys: &[u16]) -> Histogram {
-    KEY_COUNTS.with_borrow_mut(|counts| {
-        let mut keys: Vec<u16> = Vec::new();
-        for &key in all_keys {
-            let count = &mut counts[usize::from(key)];
-            if *count == 0 {
-                keys.push(key);
-            }
-            *count += 1;
+    if all_keys.len() > u32::MAX as usize {
+        // Beyond the u32 counters (a single group of over 4 G values): sort and count runs.
+        let mut sorted = all_keys.to_vec();
+        sorted.sort_unstable();
+        let mut out = Histogram { values: Vec::new(), counts: Vec::new(), keys: Vec::new() };
+        for run in sorted.chunk_by(|a, b| a == b) {
+            out.values.push(from_order_key(run[0]));
+            out.counts.push(run.len() as f64);
+            out.keys.push(run[0]);
         }
-        keys.sort_unstable();
-        let mut out = Histogram {
-            values: Vec::with_capacity(keys.len()),
-            counts: Vec::with_capacity(keys.len()),
-            keys: Vec::with_capacity(keys.len()),
-        };
-        for key in keys {
-            let count = std::mem::take(&mut counts[usize::from(key)]);
-            out.values.push(from_order_key(key));
-            out.counts.push(count as f64);
-            out.keys.push(key);
+        return out;
+    }
+    KEY_COUNTS.with_borrow_mut(|(counts, seen)| {
+        for &key in all_keys {
+            let k = usize::from(key);
+            counts[k] += 1;
+            seen[k >> 6] |= 1u64 << (k & 63);
+        }
+        let mut out = Histogram { values: Vec::new(), counts: Vec::new(), keys: Vec::new() };
+        for (w, word) in seen.iter_mut().enumerate() {
+            let mut bits = std::mem::take(word);
+            while bits != 0 {
+                let key = (w << 6) | bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                out.values.push(from_order_key(key as u16));
+                out.counts.push(f64::from(std::mem::take(&mut counts[key])));
+                out.keys.push(key as u16);
+            }
         }
         out
     })
