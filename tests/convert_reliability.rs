@@ -127,11 +127,13 @@ fn full_disk_fails_with_a_message_and_no_output() {
     assert!(names.is_empty(), "leftovers: {names:?}");
 }
 
-/// Kills conversions at increasing delays; after each, the output is absent or complete.
+/// Kills conversions at increasing delays; after each, the output is absent or complete, and
+/// a later conversion to the same name cleans up what the killed one left.
 #[test]
 fn killed_conversions_never_leave_a_complete_looking_output() {
     let dir = scratch("killed");
     let mut killed = 0;
+    let mut killed_outputs = Vec::new();
     for (i, delay_ms) in [5u64, 30, 80, 150, 250, 400, 600].into_iter().enumerate() {
         for signal in ["KILL", "INT"] {
             let out = dir.join(format!("out{i}{signal}"));
@@ -152,8 +154,21 @@ fn killed_conversions_never_leave_a_complete_looking_output() {
             } else {
                 killed += 1;
                 assert!(!out.exists(), "killed after {delay_ms} ms by SIG{signal}: {} exists", out.display());
+                killed_outputs.push(out);
             }
         }
     }
     assert!(killed > 0, "no conversion was interrupted; the delays are too long for this machine");
+    // A SIGKILL leaves a hidden `.NAME.partial-PID` folder; converting to the same name again
+    // removes it (its process is gone) and succeeds.
+    for out in &killed_outputs {
+        let o = convert_cmd("llama_tiny", out).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let leftovers: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.contains(".partial-"))
+        .collect();
+    assert!(leftovers.is_empty(), "stale staging folders survived a new conversion: {leftovers:?}");
 }

@@ -3,7 +3,9 @@
 //! Everything is written into a hidden sibling `.{name}.partial-{pid}`; [`StagingDir::commit`]
 //! renames it onto the final path in one step. Dropping an uncommitted staging directory
 //! deletes it, so an error (or a panic unwinding) never leaves a folder under the final name
-//! that looks complete. A process killed outright leaves only the hidden `.partial` folder.
+//! that looks complete. A process killed outright leaves only the hidden `.partial` folder;
+//! the next [`StagingDir::create`] for the same target removes such folders whose process
+//! is gone (unix; a live process's folder, e.g. a concurrent conversion's, is left alone).
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +43,7 @@ impl StagingDir {
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
         let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+        remove_stale_partials(parent, name);
         let path = parent.join(format!(".{name}.partial-{}", std::process::id()));
         if path.exists() {
             std::fs::remove_dir_all(&path).map_err(io(&path))?;
@@ -90,6 +93,41 @@ impl StagingDir {
     }
 }
 
+/// Whether process `pid` may still be running (unix: `kill(pid, 0)` does not report ESRCH;
+/// elsewhere always true, so nothing is removed).
+fn may_be_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else { return true };
+        // SAFETY: signal 0 only checks whether the process exists; nothing is delivered.
+        let r = unsafe { libc::kill(pid, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
+/// Removes `.{name}.partial-{pid}` folders in `parent` left by processes that no longer
+/// exist (killed conversions). Best effort: errors are ignored, since a leftover hidden
+/// folder never looks like a finished output.
+fn remove_stale_partials(parent: &Path, name: &str) {
+    let prefix = format!(".{name}.partial-");
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)).and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !may_be_alive(pid) && entry.path().is_dir() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 impl Drop for StagingDir {
     fn drop(&mut self) {
         if !self.committed {
@@ -130,6 +168,28 @@ mod tests {
             std::fs::write(s.path().join("a"), b"1").unwrap();
         }
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn folders_of_dead_processes_are_removed_and_live_ones_kept() {
+        let d = scratch("stale");
+        let target = d.join("out");
+        // A pid that has exited (its child was reaped) and one that exists (init).
+        let dead = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = dead.id();
+        let mut dead = dead;
+        dead.wait().unwrap();
+        let stale = d.join(format!(".out.partial-{dead_pid}"));
+        let live = d.join(".out.partial-1");
+        let other = d.join(format!(".other.partial-{dead_pid}"));
+        for dir in [&stale, &live, &other] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        let s = StagingDir::create(&target, false).unwrap();
+        assert!(!stale.exists(), "a dead process's folder goes");
+        assert!(live.exists() && other.exists(), "a live process's folder and other targets' stay");
+        s.commit().unwrap();
     }
 
     #[test]
