@@ -8,8 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::CliError;
 use super::emit_command::{LayoutArgs, on_event, package_bar, print_summary};
+use super::lower_command::SizeArgs;
 use crate::convert::{ConvertEvent, ConvertOptions, convert};
-use crate::frontend::LowerOptions;
 use crate::opt::{OptOptions, PassRun, fp16_range};
 use crate::quant::LutConfig;
 
@@ -21,12 +21,8 @@ pub struct ConvertArgs {
     /// Output folder; it appears only when complete.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// KV-cache length C: the longest prompt + answer the packages handle.
-    #[arg(long, default_value_t = 512)]
-    pub context: usize,
-    /// Prefill batch B: prompt tokens per prefill call (C must be a multiple of B).
-    #[arg(long, default_value_t = 64)]
-    pub batch: usize,
+    #[command(flatten)]
+    pub sizes: SizeArgs,
     /// LUT bits for the decoder layers (1, 2, 3, 4, 6, 8 or none).
     #[arg(long, default_value = "6")]
     pub lut_ffn: String,
@@ -95,7 +91,7 @@ impl Bars {
 pub fn run_convert(args: ConvertArgs) -> Result<(), CliError> {
     let lut = args.lut()?;
     let opts = ConvertOptions {
-        lower: LowerOptions::new(args.context, args.batch),
+        lower: args.sizes.lower_options(),
         opt: OptOptions { lut, ..Default::default() },
         layout: args.layout.options(),
         force: args.force,

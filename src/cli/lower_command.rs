@@ -16,7 +16,14 @@ pub struct LowerArgs {
     /// Where to write the IR text (.air). Written atomically.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// KV-cache length C: the longest prompt + generation the model will handle.
+    #[command(flatten)]
+    pub sizes: SizeArgs,
+}
+
+/// `--context C --batch B`, shared by `lower` and `convert`.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct SizeArgs {
+    /// KV-cache length C: the longest prompt + generated answer the model will handle.
     #[arg(long, default_value_t = 512)]
     pub context: usize,
     /// Prefill batch B: prompt tokens processed per prefill call. C must be a multiple of B.
@@ -24,8 +31,15 @@ pub struct LowerArgs {
     pub batch: usize,
 }
 
+impl SizeArgs {
+    /// The lowering options these sizes select.
+    pub fn lower_options(self) -> LowerOptions {
+        LowerOptions::new(self.context, self.batch)
+    }
+}
+
 pub fn lower(args: LowerArgs) -> Result<(), CliError> {
-    let opts = LowerOptions::new(args.context, args.batch);
+    let opts = args.sizes.lower_options();
     let module = lower_checkpoint(&args.model_dir, &opts).map_err(|e| match e {
         LowerError::Option(_) => CliError::input(e.to_string()),
         LowerError::Internal { .. } => CliError::failure(e.to_string()),
