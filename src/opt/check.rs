@@ -158,3 +158,22 @@ pub fn check_module(m: &Module) -> Vec<CheckError> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The allow-list names real ops (a misspelt entry would silently reject that op), and
+    /// what it leaves out is deliberate: the ops the passes must rewrite away.
+    #[test]
+    fn allow_list_names_ir_ops_and_excludes_the_unlowered_ones() {
+        for name in ANE_OPS {
+            assert!(Op::NAMES.contains(name), "`{name}` in ANE_OPS is not an IR op");
+        }
+        let excluded: Vec<&str> = Op::NAMES.iter().copied().filter(|n| !is_ane_op(n)).collect();
+        for must_go in ["linear", "rms_norm"] {
+            assert!(excluded.contains(&must_go), "{must_go} must not be on the ANE allow-list");
+        }
+        eprintln!("ops the ANE check rejects: {excluded:?}");
+    }
+}
