@@ -6,7 +6,7 @@
 //! `checkpoint` attribute names a readable checkpoint folder; otherwise the report says it
 //! was skipped and why.
 
-use crate::ir::{DType, Module};
+use crate::ir::Module;
 
 /// Values with magnitude at or above this round to ±inf in fp16 (65504, the largest finite
 /// value, plus half an ulp).
@@ -83,27 +83,13 @@ pub fn report(m: &Module) -> Vec<String> {
 }
 
 /// Statistics of every float, non-fp16 weight of `m`, in module order: from the stored bits
-/// where the recipe allows ([`super::fp16_range_bits`]), else from the materialised values;
-/// weights in parallel. Fails when the checkpoint is not available or a weight cannot be read.
+/// where the recipe allows ([`super::fp16_range_bits`]), else from the materialised values.
 fn weight_stats(m: &Module) -> Result<Vec<(String, RangeStats)>, String> {
-    use rayon::prelude::*;
-    let checkpoint = super::weight_values::module_checkpoint(m)?;
-    let cache = crate::weights::WeightCache::new(m, checkpoint.clone());
-    let weights: Vec<_> = m.weights.iter().filter(|w| w.ty.dtype.is_float() && w.ty.dtype != DType::F16).collect();
-    weights
-        .par_iter()
-        .map(|w| {
-            if let Some(s) = super::fp16_range_bits::recipe_stats(&w.recipe, &checkpoint) {
-                return Ok((w.name.clone(), s));
-            }
-            let t = cache.get_uncached(&w.name).map_err(|e| e.to_string())?;
-            let s = match t.as_f32().and_then(|a| a.as_slice()) {
-                Some(values) => stats(values),
-                None => stats(&t.to_f32_vec()),
-            };
-            Ok((w.name.clone(), s))
-        })
-        .collect()
+    super::weight_values::map_float_weights_or(
+        m,
+        |w, ckpt| super::fp16_range_bits::recipe_stats(&w.recipe, ckpt).map(|s| (w.name.clone(), s)),
+        |name, values| (name.to_string(), stats(values)),
+    )
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use crate::checkpoint::{Checkpoint, StDType};
 use crate::ir::{DType, Recipe};
+use crate::weights::rows_of_checkpoint;
 
 use super::fp16_range::RangeStats;
 
@@ -76,39 +77,37 @@ fn same_dtype(declared: DType, stored: StDType) -> bool {
     matches!((declared, stored), (DType::BF16, StDType::BF16) | (DType::F16, StDType::F16) | (DType::F32, StDType::F32))
 }
 
-/// The stored bytes and dtype behind `r` when it is a checkpoint tensor under casts to fp32
-/// only, optionally limited to rows `rows` of axis 0.
-fn tensor_bytes<'r, 'a>(
-    r: &'r Recipe,
-    ckpt: &'a Checkpoint,
-    rows: Option<(usize, usize)>,
-) -> Option<(&'r str, StDType, &'a [u8])> {
-    match r {
-        Recipe::Cast { input, dtype: DType::F32 } => tensor_bytes(input, ckpt, rows),
-        Recipe::Checkpoint { tensor, ty } => {
-            let view = ckpt.view(tensor).ok()?;
-            if !same_dtype(ty.dtype, view.dtype()) || view.shape() != ty.shape.as_slice() {
+/// Statistics of the stored bits of `r` — a checkpoint tensor under casts to fp32 only (the
+/// chain `materialize` also reads rows of) — limited to rows `rows` of axis 0 when given.
+/// Releases the mapped pages read.
+fn checkpoint_stats(r: &Recipe, ckpt: &Checkpoint, rows: Option<(usize, usize)>) -> Option<RangeStats> {
+    let (tensor, ty, casts) = rows_of_checkpoint(r)?;
+    if casts.iter().any(|&d| d != DType::F32) {
+        return None;
+    }
+    let view = ckpt.view(tensor).ok()?;
+    if !same_dtype(ty.dtype, view.dtype()) || view.shape() != ty.shape.as_slice() {
+        return None;
+    }
+    let data = view.data();
+    let bytes = match rows {
+        None => data,
+        Some((start, end)) => {
+            let d0 = ty.shape[0];
+            if start > end || end > d0 || d0 == 0 {
                 return None;
             }
-            let (name, data) = (tensor.as_str(), view.data());
-            match rows {
-                None => Some((name, view.dtype(), data)),
-                Some((start, end)) => {
-                    let d0 = *view.shape().first()?;
-                    if start > end || end > d0 || d0 == 0 {
-                        return None;
-                    }
-                    let row = data.len() / d0;
-                    Some((name, view.dtype(), &data[start * row..end * row]))
-                }
-            }
+            let row = data.len() / d0;
+            &data[start * row..end * row]
         }
-        _ => None,
-    }
+    };
+    let stats = stats_of_bits(view.dtype(), bytes);
+    ckpt.release(tensor);
+    stats
 }
 
 /// Range statistics of the values `recipe` produces, from the stored bits, or `None` when
-/// the recipe is not one handled here (see the module docs). Releases the mapped pages read.
+/// the recipe is not one handled here (see the module docs).
 pub fn recipe_stats(recipe: &Recipe, ckpt: &Checkpoint) -> Option<RangeStats> {
     match recipe {
         Recipe::Reshape { input, .. } | Recipe::Transpose { input, .. } => recipe_stats(input, ckpt),
@@ -120,19 +119,8 @@ pub fn recipe_stats(recipe: &Recipe, ckpt: &Checkpoint) -> Option<RangeStats> {
                 flush: acc.flush + s.flush,
             })
         }),
-        Recipe::Slice { input, axis: 0, start, end } => {
-            let (name, dtype, bytes) = tensor_bytes(input, ckpt, Some((*start, *end)))?;
-            let stats = stats_of_bits(dtype, bytes);
-            ckpt.release(name);
-            stats
-        }
-        Recipe::Cast { dtype: DType::F32, .. } | Recipe::Checkpoint { .. } => {
-            let (name, dtype, bytes) = tensor_bytes(recipe, ckpt, None)?;
-            let stats = stats_of_bits(dtype, bytes);
-            ckpt.release(name);
-            stats
-        }
-        _ => None,
+        Recipe::Slice { input, axis: 0, start, end } => checkpoint_stats(input, ckpt, Some((*start, *end))),
+        _ => checkpoint_stats(recipe, ckpt, None),
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::checkpoint::Checkpoint;
-use crate::ir::{DType, Module};
+use crate::ir::{DType, Module, Weight};
 use crate::weights::WeightCache;
 
 /// `f(name, values)` for every float, non-fp16 weight of `m`, in parallel (rayon, one weight
@@ -14,12 +14,26 @@ use crate::weights::WeightCache;
 /// before calling `f` — when the checkpoint is not available, and on a weight that cannot
 /// be read.
 pub fn map_float_weights<T: Send>(m: &Module, f: impl Fn(&str, &[f32]) -> T + Sync) -> Result<Vec<T>, String> {
+    map_float_weights_or(m, |_, _| None, f)
+}
+
+/// [`map_float_weights`] that first asks `shortcut(weight, checkpoint)` for each weight's
+/// result and materialises the weight for `f` only when it gives `None`.
+pub fn map_float_weights_or<T: Send>(
+    m: &Module,
+    shortcut: impl Fn(&Weight, &Checkpoint) -> Option<T> + Sync,
+    f: impl Fn(&str, &[f32]) -> T + Sync,
+) -> Result<Vec<T>, String> {
     use rayon::prelude::*;
-    let cache = weight_cache(m)?;
+    let checkpoint = module_checkpoint(m)?;
+    let cache = WeightCache::new(m, checkpoint.clone());
     let weights: Vec<_> = m.weights.iter().filter(|w| w.ty.dtype.is_float() && w.ty.dtype != DType::F16).collect();
     weights
         .par_iter()
         .map(|w| {
+            if let Some(done) = shortcut(w, &checkpoint) {
+                return Ok(done);
+            }
             let t = cache.get_uncached(&w.name).map_err(|e| e.to_string())?;
             Ok(match t.as_f32().and_then(|a| a.as_slice()) {
                 Some(values) => f(&w.name, values),

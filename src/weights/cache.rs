@@ -57,12 +57,12 @@ impl WeightCache {
         Ok(Arc::new(t))
     }
 
-    /// Number of weights materialised so far.
     /// Where checkpoint tensors come from.
     pub fn source(&self) -> &(dyn TensorSource + Send + Sync) {
         self.source.as_ref()
     }
 
+    /// Number of weights materialised so far.
     pub fn materialized(&self) -> usize {
         self.lock().len()
     }

@@ -51,7 +51,7 @@ fn floats(t: &Tensor) -> Result<&ArrayD<f32>, WeightError> {
 
 /// `checkpoint(…)` of a float tensor under zero or more casts: its name, its type and the
 /// casts to apply (innermost first). Casts commute with taking rows.
-fn rows_of_checkpoint(r: &Recipe) -> Option<(&str, &crate::ir::TensorType, Vec<DType>)> {
+pub(crate) fn rows_of_checkpoint(r: &Recipe) -> Option<(&str, &crate::ir::TensorType, Vec<DType>)> {
     match r {
         Recipe::Checkpoint { tensor, ty } if ty.dtype.is_float() && !ty.shape.is_empty() => {
             Some((tensor.as_str(), ty, Vec::new()))

@@ -16,5 +16,6 @@ mod source;
 pub use cache::WeightCache;
 pub use error::WeightError;
 pub use materialize::materialize;
+pub(crate) use materialize::rows_of_checkpoint;
 pub use rope::{Trig, rope_table};
 pub use source::TensorSource;
