@@ -28,25 +28,15 @@ use anemllc::mil::types::{immediate_value, name_attr, state_type, static_tensor_
 use anemllc::mil::{PackageSpec, open_package, read_package, write_package};
 use prost::Message;
 
-const MANIFEST: &str = r#"{
-    "fileFormatVersion": "1.0.0",
-    "itemInfoEntries": {
-        "b9a3df3f-6dd7-4fa2-9171-f84e77160a4d": {
-            "author": "com.apple.CoreML",
-            "description": "CoreML Model Specification",
-            "name": "model.mlmodel",
-            "path": "com.apple.CoreML/model.mlmodel"
-        },
-        "c72ed00d-bc10-4d7a-b3b3-25ad73476bdc": {
-            "author": "com.apple.CoreML",
-            "description": "CoreML Model Weights",
-            "name": "weights",
-            "path": "com.apple.CoreML/weights"
-        }
-    },
-    "rootModelIdentifier": "b9a3df3f-6dd7-4fa2-9171-f84e77160a4d"
+/// A valid Manifest.json (the one the writer makes), so each input exercises the model and
+/// weight files.
+fn manifest() -> String {
+    anemllc::mil::manifest::Manifest::new(
+        "b9a3df3f-6dd7-4fa2-9171-f84e77160a4d",
+        "c72ed00d-bc10-4d7a-b3b3-25ad73476bdc",
+    )
+    .to_json()
 }
-"#;
 
 fn repo() -> PathBuf {
     mil_common::repo()
@@ -72,7 +62,7 @@ fn package(name: &str, data: &[u8]) -> PathBuf {
     let _ = std::fs::remove_dir_all(&pkg);
     let core = pkg.join("Data/com.apple.CoreML");
     std::fs::create_dir_all(core.join("weights")).unwrap();
-    std::fs::write(pkg.join("Manifest.json"), MANIFEST).unwrap();
+    std::fs::write(pkg.join("Manifest.json"), manifest()).unwrap();
     std::fs::write(core.join("model.mlmodel"), model).unwrap();
     if !blob.is_empty() {
         std::fs::write(core.join("weights/weight.bin"), blob).unwrap();

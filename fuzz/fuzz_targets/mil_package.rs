@@ -9,25 +9,15 @@ use anemllc::mil::text::{program_text, summary_text};
 use anemllc::mil::{ReadError, open_package, read_package};
 use libfuzzer_sys::fuzz_target;
 
-const MANIFEST: &str = r#"{
-    "fileFormatVersion": "1.0.0",
-    "itemInfoEntries": {
-        "b9a3df3f-6dd7-4fa2-9171-f84e77160a4d": {
-            "author": "com.apple.CoreML",
-            "description": "CoreML Model Specification",
-            "name": "model.mlmodel",
-            "path": "com.apple.CoreML/model.mlmodel"
-        },
-        "c72ed00d-bc10-4d7a-b3b3-25ad73476bdc": {
-            "author": "com.apple.CoreML",
-            "description": "CoreML Model Weights",
-            "name": "weights",
-            "path": "com.apple.CoreML/weights"
-        }
-    },
-    "rootModelIdentifier": "b9a3df3f-6dd7-4fa2-9171-f84e77160a4d"
+/// A valid Manifest.json (the one the writer makes), so each input exercises the model and
+/// weight files.
+fn manifest() -> String {
+    anemllc::mil::manifest::Manifest::new(
+        "b9a3df3f-6dd7-4fa2-9171-f84e77160a4d",
+        "c72ed00d-bc10-4d7a-b3b3-25ad73476bdc",
+    )
+    .to_json()
 }
-"#;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 4 {
@@ -47,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         std::fs::write(&weight_bin, blob).is_ok()
     };
-    let written = std::fs::write(pkg.join("Manifest.json"), MANIFEST).is_ok()
+    let written = std::fs::write(pkg.join("Manifest.json"), manifest()).is_ok()
         && std::fs::write(core.join("model.mlmodel"), model).is_ok()
         && blob_written;
     if !written {
