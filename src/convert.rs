@@ -156,8 +156,19 @@ pub fn convert(
     Ok(ConvertReport { stages, opt: opt_report, emit })
 }
 
-/// The checkpoint folder's name (`Llama-3.2-1B`), resolving `.` and trailing slashes.
+/// The model's name: the folder's (`Llama-3.2-1B`, resolving `.` and trailing slashes), a
+/// GGUF file's stem, or the repository name of a hub-cache snapshot
+/// (`…/models--org--name/snapshots/<rev>` → `name`).
 fn model_name(dir: &Path) -> Option<String> {
     let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if abs.is_file() {
+        return abs.file_stem().and_then(|n| n.to_str()).map(str::to_string);
+    }
+    let repo = abs.parent().filter(|p| p.ends_with("snapshots")).and_then(Path::parent);
+    if let Some(name) =
+        repo.and_then(|r| r.file_name()).and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("models--"))
+    {
+        return name.rsplit("--").next().map(str::to_string);
+    }
     abs.file_name().and_then(|n| n.to_str()).map(str::to_string)
 }

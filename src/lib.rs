@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod convert;
 pub mod frontend;
+pub mod gguf;
 pub mod interp;
 pub mod ir;
 pub mod mil;

@@ -26,17 +26,17 @@ pub fn template_text(config: &Value) -> Option<String> {
 /// Renders a single user turn with the generation prompt, or `None` if the tokenizer has
 /// no chat template.
 pub fn render_user_prompt(tok: &ChatTokenizer, user: &str) -> Result<Option<String>, ChatError> {
-    let Some(template) = tok.config.as_ref().and_then(template_text) else {
+    let Some((template, file)) = &tok.template else {
         return Ok(None);
     };
-    let err = |e: Error| ChatError::Template { file: tok.config_path.clone(), message: e.to_string() };
+    let err = |e: Error| ChatError::Template { file: file.clone(), message: e.to_string() };
     let mut env = Environment::new();
     minijinja_contrib::add_to_environment(&mut env);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.add_function("raise_exception", |msg: String| -> Result<String, Error> {
         Err(Error::new(ErrorKind::InvalidOperation, msg))
     });
-    env.add_template("chat", &template).map_err(err)?;
+    env.add_template("chat", template).map_err(err)?;
     let messages = vec![context! { role => "user", content => user }];
     let rendered = env
         .get_template("chat")

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::model_files::ModelFiles;
+
 /// Why the tokenizer could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
@@ -22,18 +24,10 @@ pub struct ChatTokenizer {
     /// tokenizer_config.json, if present.
     pub config: Option<Value>,
     pub config_path: PathBuf,
+    /// The chat template and the file it came from (see [`ModelFiles::chat_template`]).
+    pub template: Option<(String, PathBuf)>,
     /// Token ids that end generation.
     pub eos_ids: Vec<u32>,
-}
-
-fn read_json(path: &Path) -> Result<Option<Value>, ChatError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| ChatError::File { file: path.to_path_buf(), message: format!("not valid JSON: {e}") }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ChatError::File { file: path.to_path_buf(), message: e.to_string() }),
-    }
 }
 
 /// A special token given as a string or as `{"content": "…"}`.
@@ -46,25 +40,39 @@ pub fn token_text(v: Option<&Value>) -> Option<String> {
 }
 
 impl ChatTokenizer {
-    /// Loads `tokenizer.json` (required) and `tokenizer_config.json` (optional) from `dir`;
-    /// `config_eos` are the EOS ids from config.json.
-    pub fn load(dir: &Path, config_eos: &[u32]) -> Result<ChatTokenizer, ChatError> {
-        let path = dir.join("tokenizer.json");
-        if !path.exists() {
-            return Err(ChatError::File { file: path, message: "missing (needed to tokenize the prompt)".into() });
-        }
-        let tokenizer = tokenizers::Tokenizer::from_file(&path)
-            .map_err(|e| ChatError::File { file: path.clone(), message: e.to_string() })?;
-        let config_path = dir.join("tokenizer_config.json");
-        let config = read_json(&config_path)?;
+    /// Loads the tokenizer of the model at `model` (a folder with `tokenizer.json`, or a
+    /// GGUF file); `config_eos` are the EOS ids from the model config.
+    pub fn load(model: &Path, config_eos: &[u32]) -> Result<ChatTokenizer, ChatError> {
+        Self::from_files(&ModelFiles::read(model)?, config_eos)
+    }
+
+    /// The tokenizer described by `files`. Generation ends on `config_eos`, on every id
+    /// generation_config.json lists, and on tokenizer_config.json's `eos_token`.
+    pub fn from_files(files: &ModelFiles, config_eos: &[u32]) -> Result<ChatTokenizer, ChatError> {
+        let path = files.path_of("tokenizer.json");
+        let text = files.get("tokenizer.json").ok_or_else(|| ChatError::File {
+            file: path.clone(),
+            message: "missing (needed to tokenize the prompt)".into(),
+        })?;
+        let tokenizer: tokenizers::Tokenizer = text
+            .parse()
+            .map_err(|e: tokenizers::Error| ChatError::File { file: path.clone(), message: e.to_string() })?;
+        let config_path = files.path_of("tokenizer_config.json");
+        let config = files.json("tokenizer_config.json")?;
         let mut eos_ids: Vec<u32> = config_eos.to_vec();
+        for id in files.generation_eos()? {
+            if !eos_ids.contains(&id) {
+                eos_ids.push(id);
+            }
+        }
         if let Some(text) = token_text(config.as_ref().and_then(|c| c.get("eos_token")))
             && let Some(id) = tokenizer.token_to_id(&text)
             && !eos_ids.contains(&id)
         {
             eos_ids.push(id);
         }
-        Ok(ChatTokenizer { tokenizer, config, config_path, eos_ids })
+        let template = files.chat_template()?;
+        Ok(ChatTokenizer { tokenizer, config, config_path, template, eos_ids })
     }
 
     /// Token ids of `text`, without adding special tokens (a chat template adds its own).

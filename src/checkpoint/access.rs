@@ -1,7 +1,7 @@
 //! Looking tensors up and reading their values.
 
 use super::dtype::{decode_into, to_f16_bytes};
-use super::open::Entry;
+use super::open::{Entry, Place};
 use super::{Checkpoint, CheckpointError, StDType, TensorInfo};
 
 /// A zero-copy view of one tensor's bytes inside the memory map.
@@ -58,48 +58,111 @@ impl Checkpoint {
         self.entries.get(name).map(|e| &e.info)
     }
 
-    /// A zero-copy view of `name`'s bytes.
+    /// A zero-copy view of `name`'s bytes: every safetensors tensor, and GGUF tensors stored
+    /// as plain F32/F16/BF16 whose values transformers uses unchanged. Other GGUF tensors
+    /// (block-quantized, or re-ordered/offset on load) give [`CheckpointError::Encoded`].
     pub fn view(&self, name: &str) -> Result<TensorView<'_>, CheckpointError> {
         let entry = self.entry(name)?;
-        let bytes = self.shards[entry.shard].bytes();
-        Ok(TensorView { dtype: entry.info.dtype, shape: &entry.info.shape, data: &bytes[entry.start..entry.end] })
+        match &entry.place {
+            Place::Shard { shard, start, end } => {
+                let bytes = self.shards[*shard].bytes();
+                Ok(TensorView { dtype: entry.info.dtype, shape: &entry.info.shape, data: &bytes[*start..*end] })
+            }
+            Place::Gguf { tensor, rows } => {
+                let file = self.gguf.as_ref().expect("GGUF entries come with their file");
+                let t = &file.tensors()[*tensor];
+                let plain = match t.ty {
+                    crate::gguf::GgmlType::F32 => Some(StDType::F32),
+                    crate::gguf::GgmlType::F16 => Some(StDType::F16),
+                    crate::gguf::GgmlType::BF16 => Some(StDType::BF16),
+                    _ => None,
+                };
+                match plain {
+                    Some(dtype) if *rows == super::gguf::RowMap::IDENTITY && dtype == entry.info.dtype => {
+                        Ok(TensorView { dtype, shape: &entry.info.shape, data: file.data(t) })
+                    }
+                    _ => Err(CheckpointError::Encoded {
+                        file: entry.info.file.clone(),
+                        tensor: name.to_string(),
+                        encoding: format!(
+                            "GGUF {}{}",
+                            t.ty,
+                            if *rows == super::gguf::RowMap::IDENTITY { "" } else { " (transformed on load)" }
+                        ),
+                        dtype: entry.info.dtype.to_string(),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Decodes rows `start..end` of axis 0 of an entry into `out` (exact for safetensors; the
+    /// transformers-equivalent f32 values for GGUF). Precondition: the range is in bounds
+    /// and `out` has exactly the elements of those rows.
+    fn decode_entry_rows(
+        &self,
+        name: &str,
+        entry: &Entry,
+        start: usize,
+        end: usize,
+        out: &mut [f32],
+    ) -> Result<(), CheckpointError> {
+        match &entry.place {
+            Place::Gguf { tensor, rows } => {
+                let file = self.gguf.as_ref().expect("GGUF entries come with their file");
+                super::gguf::decode_rows(file, &file.tensors()[*tensor], rows, start, end, out);
+                Ok(())
+            }
+            Place::Shard { .. } => {
+                let view = self.view(name)?;
+                let size = view.dtype.size();
+                let row = match view.shape.first() {
+                    Some(&r) if r > 0 => view.numel() / r,
+                    _ => view.numel(),
+                };
+                let (lo, hi) =
+                    if view.shape.is_empty() { (0, view.data.len()) } else { (start * row * size, end * row * size) };
+                decode_into(view.dtype, &view.data[lo..hi], out);
+                Ok(())
+            }
+        }
     }
 
     /// The values of `name` converted (exactly) to f32, in row-major order.
     pub fn to_f32(&self, name: &str) -> Result<Vec<f32>, CheckpointError> {
-        let view = self.view(name)?;
-        let mut out = vec![0.0; view.numel()];
-        decode_into(view.dtype, view.data, &mut out);
+        let entry = self.entry(name)?;
+        let mut out = vec![0.0; entry.info.numel()];
+        let rows = entry.info.shape.first().copied().unwrap_or(1);
+        self.decode_entry_rows(name, entry, 0, rows, &mut out)?;
         Ok(out)
     }
 
     /// Like [`Checkpoint::to_f32`] but writes into `out`, whose length must equal the
     /// tensor's element count.
     pub fn f32_into(&self, name: &str, out: &mut [f32]) -> Result<(), CheckpointError> {
-        let view = self.view(name)?;
-        if out.len() != view.numel() {
+        let entry = self.entry(name)?;
+        if out.len() != entry.info.numel() {
             return Err(CheckpointError::LengthMismatch {
                 tensor: name.to_string(),
-                expected: view.numel(),
+                expected: entry.info.numel(),
                 got: out.len(),
             });
         }
-        decode_into(view.dtype, view.data, out);
-        Ok(())
+        let rows = entry.info.shape.first().copied().unwrap_or(1);
+        self.decode_entry_rows(name, entry, 0, rows, out)
     }
 
     /// Rows `start..end` of axis 0 of `name`, converted (exactly) to f32; only those rows'
     /// bytes are read. `None` for a scalar or a range outside the tensor.
     pub fn rows_to_f32(&self, name: &str, start: usize, end: usize) -> Result<Option<Vec<f32>>, CheckpointError> {
-        let view = self.view(name)?;
-        let Some(&rows) = view.shape.first() else { return Ok(None) };
+        let entry = self.entry(name)?;
+        let Some(&rows) = entry.info.shape.first() else { return Ok(None) };
         if start > end || end > rows {
             return Ok(None);
         }
-        let row = view.numel().checked_div(rows).unwrap_or(0);
-        let size = view.dtype.size();
+        let row = entry.info.numel().checked_div(rows).unwrap_or(0);
         let mut out = vec![0.0; (end - start) * row];
-        decode_into(view.dtype, &view.data[start * row * size..end * row * size], &mut out);
+        self.decode_entry_rows(name, entry, start, end, &mut out)?;
         Ok(Some(out))
     }
 
@@ -107,15 +170,29 @@ impl Checkpoint {
     /// converted straight from the mapped bytes; `Err(Ok(i))` names the first non-finite
     /// element.
     pub fn to_f16_bytes(&self, name: &str) -> Result<Result<Vec<u8>, usize>, CheckpointError> {
-        let view = self.view(name)?;
-        Ok(to_f16_bytes(view.dtype, view.data))
+        match self.view(name) {
+            Ok(view) => Ok(to_f16_bytes(view.dtype, view.data)),
+            Err(CheckpointError::Encoded { .. }) => {
+                // Decoded values go through the same conversion as stored F32 ones.
+                let values = self.to_f32(name)?;
+                let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                Ok(to_f16_bytes(StDType::F32, &bytes))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Releases the resident pages of `name`'s bytes (see `Shard::release`); call after a
     /// tensor has been read for the last time.
     pub fn release(&self, name: &str) {
-        if let Ok(entry) = self.entry(name) {
-            self.shards[entry.shard].release(entry.start, entry.end);
+        match self.entry(name).map(|e| &e.place) {
+            Ok(Place::Shard { shard, start, end }) => self.shards[*shard].release(*start, *end),
+            Ok(Place::Gguf { tensor, .. }) => {
+                if let Some(file) = &self.gguf {
+                    file.release(&file.tensors()[*tensor]);
+                }
+            }
+            Err(_) => {}
         }
     }
 

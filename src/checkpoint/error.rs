@@ -136,6 +136,14 @@ pub enum CheckpointError {
     #[error("tensor {tensor:?} occurs in two shards: {first} and {second}")]
     DuplicateTensor { tensor: String, first: PathBuf, second: PathBuf },
 
+    /// A GGUF file is malformed or unsupported (the reason says which part).
+    #[error("{file}: {reason}")]
+    Gguf { file: PathBuf, reason: String },
+
+    /// A tensor stored in a quantized (block) encoding has no raw little-endian view.
+    #[error("{file}: tensor {tensor:?} is stored as {encoding}; it has no raw {dtype} view")]
+    Encoded { file: PathBuf, tensor: String, encoding: String, dtype: String },
+
     /// No tensor of that name is mapped.
     #[error("tensor {tensor:?} is not in the checkpoint")]
     TensorNotFound { tensor: String },

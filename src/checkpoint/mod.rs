@@ -1,4 +1,4 @@
-//! Memory-mapped safetensors checkpoints.
+//! Memory-mapped checkpoints: safetensors folders and GGUF files.
 //!
 //! [`Checkpoint::open`] maps either `model.safetensors` or the shards named by
 //! `model.safetensors.index.json`, validates every header, and then hands out zero-copy views
@@ -16,6 +16,7 @@ mod access;
 mod diagnose;
 mod dtype;
 mod error;
+mod gguf;
 mod header;
 mod index;
 mod open;

@@ -31,16 +31,22 @@ impl TensorInfo {
     }
 }
 
-/// A mapped tensor: its info plus the byte range in its shard's map.
-///
-/// Invariant: `start..end` lies inside `shards[shard].bytes()` and has length
-/// `info.numel() × info.dtype.size()`.
+/// A mapped tensor: its info plus where its bytes are.
 #[derive(Debug)]
 pub(super) struct Entry {
     pub info: TensorInfo,
-    pub shard: usize,
-    pub start: usize,
-    pub end: usize,
+    pub place: Place,
+}
+
+/// Where a mapped tensor's bytes are.
+#[derive(Debug)]
+pub(super) enum Place {
+    /// Raw little-endian `info.dtype` elements. Invariant: `start..end` lies inside
+    /// `shards[shard].bytes()` and has length `info.numel() × info.dtype.size()`.
+    Shard { shard: usize, start: usize, end: usize },
+    /// Tensor `tensor` of the GGUF file, decoded row by row through `rows`. Invariant: its
+    /// row-major shape is `info.shape`.
+    Gguf { tensor: usize, rows: super::gguf::RowMap },
 }
 
 /// An open, validated, memory-mapped checkpoint. See the module docs for its invariants.
@@ -60,12 +66,19 @@ pub(super) struct Entry {
 #[derive(Debug)]
 pub struct Checkpoint {
     pub(super) shards: Vec<Shard>,
+    /// The GGUF file, when the checkpoint is one (then `shards` is empty).
+    pub(super) gguf: Option<crate::gguf::GgufFile>,
     pub(super) entries: BTreeMap<String, Entry>,
 }
 
 impl Checkpoint {
-    /// Opens the checkpoint in `dir`, mapping its file(s) and validating every header.
-    pub fn open(dir: &Path) -> Result<Checkpoint, CheckpointError> {
+    /// Opens the checkpoint at `path`: a GGUF file, or a directory holding safetensors
+    /// file(s); maps the file(s) and validates every header.
+    pub fn open(path: &Path) -> Result<Checkpoint, CheckpointError> {
+        if crate::gguf::is_gguf_path(path) {
+            return Self::open_gguf(path);
+        }
+        let dir = path;
         let single = dir.join(SINGLE_FILE);
         let index = dir.join(INDEX_FILE);
         if single.exists() {
@@ -84,7 +97,7 @@ impl Checkpoint {
             let name = tensor.name.clone();
             entries.insert(name, make_entry(&shard.path, 0, tensor)?);
         }
-        Ok(Checkpoint { shards: vec![shard], entries })
+        Ok(Checkpoint { shards: vec![shard], gguf: None, entries })
     }
 
     fn open_sharded(dir: &Path, index_path: &Path) -> Result<Checkpoint, CheckpointError> {
@@ -131,12 +144,12 @@ impl Checkpoint {
             };
             entries.insert(tensor.clone(), make_entry(&shards[idx].path, idx, header)?);
         }
-        Ok(Checkpoint { shards, entries })
+        Ok(Checkpoint { shards, gguf: None, entries })
     }
 
     /// The files backing this checkpoint, in the order they were opened.
     pub fn files(&self) -> impl Iterator<Item = &Path> {
-        self.shards.iter().map(|s| s.path.as_path())
+        self.shards.iter().map(|s| s.path.as_path()).chain(self.gguf.iter().map(|g| g.path()))
     }
 }
 
@@ -149,8 +162,6 @@ fn make_entry(file: &Path, shard: usize, t: HeaderTensor) -> Result<Entry, Check
     })?;
     Ok(Entry {
         info: TensorInfo { dtype, shape: t.shape, file: file.to_path_buf() },
-        shard,
-        start: t.start,
-        end: t.end,
+        place: Place::Shard { shard, start: t.start, end: t.end },
     })
 }

@@ -1,4 +1,4 @@
-//! `anemllc convert MODEL_DIR -o OUT`: the one-command pipeline.
+//! `anemllc convert MODEL -o OUT`: the one-command pipeline.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,8 +15,12 @@ use crate::quant::LutConfig;
 
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
-    /// HuggingFace checkpoint folder: config.json, model.safetensors (or shards with
-    /// model.safetensors.index.json), and tokenizer files (copied next to the packages).
+    /// The model: a HuggingFace folder (config.json, model.safetensors or shards with
+    /// model.safetensors.index.json, tokenizer and chat-template files, copied next to the
+    /// packages), a .gguf file (config and tokenizer rebuilt from its metadata; quantized
+    /// tensors dequantized as transformers does), or a hub id such as
+    /// HuggingFaceTB/SmolLM2-135M-Instruct already in the local Hugging Face cache.
+    #[arg(value_name = "MODEL")]
     pub model_dir: PathBuf,
     /// Output folder; it appears only when complete.
     #[arg(short, long)]
@@ -120,7 +124,8 @@ pub fn run_convert(args: ConvertArgs) -> Result<(), CliError> {
         }
         ConvertEvent::Emit(e) => emit_progress(e),
     };
-    let result = convert(&args.model_dir, &args.output, &opts, &progress);
+    let model = super::model_arg::resolve_model(&args.model_dir)?;
+    let result = convert(&model, &args.output, &opts, &progress);
     for bar in [&bars.lower, &bars.opt, &bars.emit] {
         bar.finish_and_clear();
     }

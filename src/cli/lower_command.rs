@@ -1,4 +1,4 @@
-//! `anemllc lower MODEL_DIR -o model.air`.
+//! `anemllc lower MODEL -o model.air`.
 
 use std::path::PathBuf;
 
@@ -10,8 +10,10 @@ use crate::ir::print_module;
 
 #[derive(Args, Debug)]
 pub struct LowerArgs {
-    /// HuggingFace checkpoint folder: config.json plus model.safetensors (or sharded
-    /// model-0000X-of-0000N.safetensors with model.safetensors.index.json).
+    /// The model: a HuggingFace folder (config.json plus model.safetensors, or sharded
+    /// model-0000X-of-0000N.safetensors with model.safetensors.index.json), a .gguf file,
+    /// or a hub id already in the local Hugging Face cache.
+    #[arg(value_name = "MODEL")]
     pub model_dir: PathBuf,
     /// Where to write the IR text (.air). Written atomically.
     #[arg(short, long)]
@@ -40,7 +42,8 @@ impl SizeArgs {
 
 pub fn lower(args: LowerArgs) -> Result<(), CliError> {
     let opts = args.sizes.lower_options();
-    let module = lower_checkpoint(&args.model_dir, &opts).map_err(|e| match e {
+    let model = super::model_arg::resolve_model(&args.model_dir)?;
+    let module = lower_checkpoint(&model, &opts).map_err(|e| match e {
         LowerError::Option(_) => CliError::input(e.to_string()),
         LowerError::Internal { .. } => CliError::failure(e.to_string()),
         _ => CliError::input(e.to_string()),

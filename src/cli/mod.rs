@@ -7,6 +7,7 @@ mod emit_command;
 mod inspect_command;
 mod ir_commands;
 mod lower_command;
+mod model_arg;
 mod opt_command;
 mod run_command;
 mod synth_command;

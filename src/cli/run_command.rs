@@ -18,7 +18,9 @@ use crate::weights::TensorSource;
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// What to run: an output folder of `convert`/`emit` (its packages, driven as ANEMLL's
-    /// runtime drives them), or an IR module (.air, output of `lower` or `opt`).
+    /// runtime drives them), an IR module (.air, output of `lower` or `opt`), or a model
+    /// (HuggingFace folder, .gguf file or cached hub id), lowered in memory with
+    /// --context/--batch and run in fp32.
     pub module: PathBuf,
     /// Prompt token ids, comma-separated (e.g. 1,331,201): teacher-forced/greedy mode.
     #[arg(long, value_delimiter = ',', required_unless_present = "prompt", conflicts_with = "prompt")]
@@ -46,6 +48,29 @@ pub struct RunArgs {
     /// (default: the folder itself).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// When MODULE is a model: the context and prefill batch it is lowered with.
+    #[command(flatten)]
+    pub sizes: super::lower_command::SizeArgs,
+}
+
+/// What `run`'s first argument names.
+enum Target {
+    Output,
+    Module,
+    Model(PathBuf),
+}
+
+fn target(arg: &Path) -> Result<Target, CliError> {
+    if arg.is_dir() && !arg.join("config.json").exists() {
+        return Ok(Target::Output);
+    }
+    if arg.is_dir() || crate::gguf::is_gguf_path(arg) {
+        return Ok(Target::Model(arg.to_path_buf()));
+    }
+    if arg.exists() {
+        return Ok(Target::Module);
+    }
+    super::model_arg::resolve_model(arg).map(Target::Model)
 }
 
 /// The checkpoint folder: `explicit` (a flag), else the module's `checkpoint` attribute
@@ -77,15 +102,27 @@ pub(super) fn checkpoint_dir(
 /// Returns the session, the tokenizer folder and the EOS ids.
 fn open_session(args: &RunArgs) -> Result<(Session, PathBuf, Vec<u32>), CliError> {
     let (module, source, dir): (crate::ir::Module, Arc<dyn TensorSource + Send + Sync>, PathBuf) =
-        if args.module.is_dir() {
-            let loaded = load_output(&args.module).map_err(|e| CliError::input(e.to_string()))?;
-            let dir = args.model.clone().unwrap_or_else(|| args.module.clone());
-            (loaded.module, loaded.source, dir)
-        } else {
-            let module = load_verified(&args.module)?;
-            let dir = checkpoint_dir(&args.module, args.model.as_deref(), module.attr_str("checkpoint"))?;
-            let ckpt = Checkpoint::open(&dir).map_err(|e| CliError::input(e.to_string()))?;
-            (module, Arc::new(ckpt), dir)
+        match target(&args.module)? {
+            Target::Output => {
+                let loaded = load_output(&args.module).map_err(|e| CliError::input(e.to_string()))?;
+                let dir = args.model.clone().unwrap_or_else(|| args.module.clone());
+                (loaded.module, loaded.source, dir)
+            }
+            Target::Module => {
+                let module = load_verified(&args.module)?;
+                let dir = checkpoint_dir(&args.module, args.model.as_deref(), module.attr_str("checkpoint"))?;
+                let ckpt = Checkpoint::open(&dir).map_err(|e| CliError::input(e.to_string()))?;
+                (module, Arc::new(ckpt), dir)
+            }
+            Target::Model(dir) => {
+                let opts = args.sizes.lower_options();
+                let module = crate::frontend::lower_checkpoint(&dir, &opts).map_err(|e| match e {
+                    crate::frontend::LowerError::Internal { .. } => CliError::failure(e.to_string()),
+                    _ => CliError::input(e.to_string()),
+                })?;
+                let ckpt = Checkpoint::open(&dir).map_err(|e| CliError::input(e.to_string()))?;
+                (module, Arc::new(ckpt), dir)
+            }
         };
     let eos: Vec<u32> = match module.attrs.get("eos_token_ids") {
         Some(crate::ir::AttrValue::Ints(v)) => v.iter().filter_map(|&t| u32::try_from(t).ok()).collect(),

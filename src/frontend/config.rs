@@ -241,6 +241,8 @@ pub enum ConfigError {
     NotDivisible { file: PathBuf, field: String, value: usize, by_field: String, by: usize, note: String },
     #[error("{file}: field {field:?}: {message}")]
     Invalid { file: PathBuf, field: String, message: String },
+    #[error(transparent)]
+    Gguf(#[from] crate::gguf::GgufError),
     #[error("{file}: field {field:?}: {value} is not supported{note}")]
     Unsupported { file: PathBuf, field: String, value: String, note: String },
 }
@@ -281,6 +283,17 @@ impl RawConfig {
 }
 
 impl ModelConfig {
+    /// Reads and normalises the config of the model at `path`: `path/config.json` for a
+    /// folder, the metadata for a GGUF file.
+    pub fn from_model_path(path: &Path) -> Result<ModelConfig, ConfigError> {
+        if crate::gguf::is_gguf_path(path) {
+            let file = crate::gguf::GgufFile::open(path)?;
+            let json = super::gguf_config::config_json(&file)?;
+            return Self::from_json_str(&json.to_string(), path);
+        }
+        Self::from_dir(path)
+    }
+
     /// Reads and normalises `dir/config.json`.
     pub fn from_dir(dir: &Path) -> Result<ModelConfig, ConfigError> {
         let file = dir.join("config.json");

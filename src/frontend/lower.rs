@@ -212,9 +212,15 @@ fn module_name(dir: &Path) -> String {
     if clean.is_empty() { "model".into() } else { clean }
 }
 
-/// Lowers the checkpoint in `dir` into a verified module.
+/// The file a model's configuration comes from: `config.json` of a folder, or the GGUF
+/// file itself (for error messages).
+pub fn config_file(model: &Path) -> PathBuf {
+    if crate::gguf::is_gguf_path(model) { model.to_path_buf() } else { model.join("config.json") }
+}
+
+/// Lowers the checkpoint at `dir` (a folder or a GGUF file) into a verified module.
 pub fn lower_checkpoint(dir: &Path, opts: &LowerOptions) -> Result<Module, LowerError> {
-    let cfg = ModelConfig::from_dir(dir)?;
+    let cfg = ModelConfig::from_model_path(dir)?;
     validate_options(&cfg, opts)?;
     let ckpt = Checkpoint::open(dir)?;
     lower_with(dir, &cfg, &ckpt, opts)
@@ -231,7 +237,7 @@ pub fn lower_with(dir: &Path, cfg: &ModelConfig, ckpt: &Checkpoint, opts: &Lower
     // `num_hidden_layers` (say 10^12) from allocating a spec for each layer first.
     if cfg.layers > ckpt.len() {
         return Err(LowerError::Config(super::config::ConfigError::Invalid {
-            file: dir.join("config.json"),
+            file: config_file(dir),
             field: "num_hidden_layers".into(),
             message: format!(
                 "{} layers, but the checkpoint holds only {} tensors (each layer needs its own)",
@@ -247,7 +253,7 @@ pub fn lower_with(dir: &Path, cfg: &ModelConfig, ckpt: &Checkpoint, opts: &Lower
     let inv_freq = rope::inv_freq_for_context(cfg, opts.context);
     if !rope::finite_tables(&inv_freq, opts.context) {
         return Err(LowerError::Config(super::config::ConfigError::Invalid {
-            file: dir.join("config.json"),
+            file: config_file(dir),
             field: "rope_theta".into(),
             message: format!(
                 "rope_theta {} with scaling {:?} gives RoPE angles that are not finite in f32 over {} positions",

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod decoder;
+pub mod gguf_config;
 pub mod llama;
 pub mod lower;
 pub mod qwen2;

@@ -1,23 +1,16 @@
-//! Tokenizer files next to the packages (ANEMLL step 7): the tokenizer files that exist are
-//! copied, and a minimal config.json for iOS tokenizers is written.
+//! Tokenizer files next to the packages (ANEMLL step 7): the model's tokenizer, chat
+//! template and generation files (copied from a folder, rebuilt from a GGUF file), and a
+//! minimal config.json for iOS tokenizers.
 
 use std::path::Path;
 
-/// The files ANEMLL copies, when present.
-pub const TOKENIZER_FILES: [&str; 5] =
-    ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt"];
+use crate::chat::ModelFiles;
 
-/// Copies the tokenizer files of `src` into `dst`; returns the names copied.
-pub fn copy_tokenizer_files(src: &Path, dst: &Path) -> std::io::Result<Vec<&'static str>> {
-    let mut copied = Vec::new();
-    for name in TOKENIZER_FILES {
-        let from = src.join(name);
-        if from.is_file() {
-            std::fs::copy(&from, dst.join(name))?;
-            copied.push(name);
-        }
-    }
-    Ok(copied)
+/// Writes the tokenizer, chat-template and generation files of the model at `model` into
+/// `dst`; returns the names written.
+pub fn copy_tokenizer_files(model: &Path, dst: &Path) -> std::io::Result<Vec<&'static str>> {
+    let files = ModelFiles::read(model).map_err(|e| std::io::Error::other(e.to_string()))?;
+    files.write_to(dst)
 }
 
 /// The small config.json iOS tokenizers read (`tokenizer_class`, `model_type`).
