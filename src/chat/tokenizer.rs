@@ -86,6 +86,11 @@ impl ChatTokenizer {
         self.tokenizer.decode(ids, true).map_err(|e| ChatError::Tokenizer(e.to_string()))
     }
 
+    /// Text of `ids`, special tokens included.
+    pub fn decode_with_special(&self, ids: &[u32]) -> Result<String, ChatError> {
+        self.tokenizer.decode(ids, false).map_err(|e| ChatError::Tokenizer(e.to_string()))
+    }
+
     /// The configured special token `key` (`bos_token`, `eos_token`), if any.
     pub fn special(&self, key: &str) -> Option<String> {
         token_text(self.config.as_ref().and_then(|c| c.get(key)))

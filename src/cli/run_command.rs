@@ -61,7 +61,7 @@ enum Target {
 }
 
 fn target(arg: &Path) -> Result<Target, CliError> {
-    if arg.is_dir() && !arg.join("config.json").exists() {
+    if arg.is_dir() && (arg.join("meta.yaml").exists() || !arg.join("config.json").exists()) {
         return Ok(Target::Output);
     }
     if arg.is_dir() || crate::gguf::is_gguf_path(arg) {
