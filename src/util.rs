@@ -7,7 +7,8 @@ use std::path::Path;
 /// rename. A reader never sees a half-written file.
 ///
 /// The temporary file is `.{name}.tmp-{pid}` beside `path` (hidden, clearly not the output);
-/// it is removed on every error this function sees. Only a process killed outright (SIGKILL,
+/// it is removed on every error this function sees. Kill tests stop the process halfway
+/// through writing it with [`test_pause`]`("write_atomic")`. Only a process killed outright (SIGKILL,
 /// SIGINT without a handler) while writing can leave it behind, never a file under the final
 /// name. On Unix the first call sets SIGXFSZ to "ignore" for the whole process, so a write
 /// past the file-size limit (`ulimit -f`) fails with EFBIG, is cleaned up and reported,
@@ -19,7 +20,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
+        let (head, tail) = bytes.split_at(bytes.len() / 2);
+        file.write_all(head)?;
+        test_pause("write_atomic");
+        file.write_all(tail)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
@@ -27,6 +31,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// The environment variable that names the point where [`test_pause`] stops the process.
+pub const TEST_PAUSE_ENV: &str = "ANEMLLC_TEST_PAUSE";
+
+/// A test hook: when `$ANEMLLC_TEST_PAUSE` equals `point`, prints `anemllc: paused at
+/// {point}` on stderr and blocks forever, so a kill test can signal the process at exactly
+/// this point instead of guessing with delays (`tests/hostile_inputs.rs`). Without the
+/// variable (normal use) it only looks it up.
+///
+/// Points: `write_atomic`, in [`write_atomic`] with the first half of the bytes written to
+/// the temporary file.
+pub fn test_pause(point: &str) {
+    if std::env::var_os(TEST_PAUSE_ENV).is_some_and(|v| v == point) {
+        eprintln!("anemllc: paused at {point} ({TEST_PAUSE_ENV})");
+        loop {
+            std::thread::park();
+        }
+    }
 }
 
 /// Makes writes beyond RLIMIT_FSIZE fail with EFBIG instead of raising SIGXFSZ (whose

@@ -173,10 +173,19 @@ impl Checkpoint {
         match self.view(name) {
             Ok(view) => Ok(to_f16_bytes(view.dtype, view.data)),
             Err(CheckpointError::Encoded { .. }) => {
-                // Decoded values go through the same conversion as stored F32 ones.
+                // Decoded values, rounded as stored F32 ones are (nearest even).
+                use rayon::prelude::*;
                 let values = self.to_f32(name)?;
-                let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-                Ok(to_f16_bytes(StDType::F32, &bytes))
+                if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                    return Ok(Err(i));
+                }
+                let mut out = vec![0u8; values.len() * 2];
+                out.par_chunks_mut(1 << 17).zip(values.par_chunks(1 << 16)).for_each(|(out, values)| {
+                    for (dst, v) in out.chunks_exact_mut(2).zip(values) {
+                        dst.copy_from_slice(&half::f16::from_f32(*v).to_le_bytes());
+                    }
+                });
+                Ok(Ok(out))
             }
             Err(e) => Err(e),
         }

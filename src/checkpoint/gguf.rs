@@ -46,6 +46,12 @@ impl RowMap {
     }
 }
 
+/// The stored row that becomes row `r` of a `rows`-row llama Q/K tensor of `heads` heads
+/// (see [`RowMap::source_row`]).
+pub fn gguf_row_source(heads: usize, r: usize, rows: usize) -> usize {
+    RowMap { unpermute_heads: Some(heads), add: None }.source_row(r, rows)
+}
+
 /// The HuggingFace name of GGUF tensor `name` for architecture `arch`, or `None` for
 /// tensors transformers does not load either (e.g. llama3's precomputed `rope_freqs`).
 pub(crate) fn hf_name(arch: &str, name: &str) -> Option<String> {

@@ -29,11 +29,12 @@ pub enum Command {
     Fmt(ir_commands::FmtArgs),
     /// Parse and verify an IR file; prints `ok` or the first violated rule.
     Verify(ir_commands::VerifyArgs),
-    /// Convert a HuggingFace checkpoint folder into Core ML packages for the ANE in one go
+    /// Convert a model (HuggingFace folder, .gguf file, or cached hub id) into Core ML
+    /// packages for the ANE in one go
     /// (lower → opt with LUT palettization → split → emit); the output loads in ANEMLL's
     /// chat.py and Swift runtime unchanged.
     Convert(convert_command::ConvertArgs),
-    /// Lower a HuggingFace checkpoint folder into framework-neutral IR (embed, per-layer
+    /// Lower a model (HuggingFace folder, .gguf file, or cached hub id) into framework-neutral IR (embed, per-layer
     /// infer/prefill over a KV cache, LM head).
     Lower(lower_command::LowerArgs),
     /// Run a module with the reference interpreter (CPU): prefill the prompt in batches,
@@ -56,6 +57,10 @@ pub enum Command {
     Emit(emit_command::EmitArgs),
     /// Compile an output folder's packages to .mlmodelc (macOS with Xcode tools only).
     Compile(compile_command::CompileArgs),
+    /// Write a llama checkpoint as a GGUF file the way llama.cpp lays it out (benchmarks and
+    /// reader tests).
+    #[command(hide = true)]
+    GgufExport(synth_command::GgufExportArgs),
 }
 
 /// An error the CLI reports: a one-line message and an exit code.
@@ -95,6 +100,7 @@ pub fn main() -> i32 {
         Command::Run(args) => run_command::run(args),
         Command::Inspect(args) => inspect_command::inspect(args),
         Command::Synth(args) => synth_command::synth(args),
+        Command::GgufExport(args) => synth_command::gguf_export(args),
         Command::Emit(args) => emit_command::emit(args),
         Command::Convert(args) => convert_command::run_convert(args),
         Command::Compile(args) => compile_command::compile(args),

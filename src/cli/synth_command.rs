@@ -81,3 +81,24 @@ pub fn synth(args: SynthArgs) -> Result<(), CliError> {
     );
     Ok(())
 }
+
+/// `anemllc gguf-export MODEL -o OUT.gguf [--type q8_0|f16]`.
+#[derive(Args, Debug)]
+pub struct GgufExportArgs {
+    /// A llama checkpoint folder (e.g. from `anemllc synth`).
+    pub model: PathBuf,
+    /// The GGUF file to write (atomically).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Encoding of the matrices (1-D tensors stay F32).
+    #[arg(long, default_value = "q8_0", value_parser = ["q8_0", "f16"])]
+    pub r#type: String,
+}
+
+pub fn gguf_export(args: GgufExportArgs) -> Result<(), CliError> {
+    let ty = if args.r#type == "f16" { crate::gguf::GgmlType::F16 } else { crate::gguf::GgmlType::Q8_0 };
+    let started = Instant::now();
+    let bytes = crate::gguf::export::export_llama(&args.model, &args.output, ty).map_err(CliError::input)?;
+    eprintln!("wrote {} ({}) in {:.1} s", args.output.display(), human_bytes(bytes), started.elapsed().as_secs_f64());
+    Ok(())
+}

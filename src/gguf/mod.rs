@@ -11,6 +11,7 @@
 //! the size its type and dimensions give, rows are whole blocks, and tensors do not overlap.
 
 pub mod dequant;
+pub mod export;
 pub mod parse;
 pub mod types;
 pub mod value;
@@ -116,25 +117,25 @@ impl GgufFile {
 
     /// `key` as a string, `Ok(None)` when absent, `Err` when of another type.
     pub fn get_str(&self, key: &str) -> Result<Option<&str>, GgufError> {
-        self.typed(key, "string", Value::as_str)
+        self.typed(key, "a string", Value::as_str)
     }
 
     /// `key` as a non-negative integer of any width.
     pub fn get_u64(&self, key: &str) -> Result<Option<u64>, GgufError> {
-        self.typed(key, "unsigned integer", Value::as_u64)
+        self.typed(key, "an unsigned integer", Value::as_u64)
     }
 
     /// `key` as a float (or an integer).
     pub fn get_f64(&self, key: &str) -> Result<Option<f64>, GgufError> {
-        self.typed(key, "number", Value::as_f64)
+        self.typed(key, "a number", Value::as_f64)
     }
 
     pub fn get_bool(&self, key: &str) -> Result<Option<bool>, GgufError> {
-        self.typed(key, "bool", Value::as_bool)
+        self.typed(key, "a bool", Value::as_bool)
     }
 
     pub fn get_array(&self, key: &str) -> Result<Option<&[Value]>, GgufError> {
-        self.typed(key, "array", Value::as_array)
+        self.typed(key, "an array", Value::as_array)
     }
 
     fn typed<'a, T>(
@@ -147,7 +148,7 @@ impl GgufFile {
             None => Ok(None),
             Some(v) => f(v)
                 .map(Some)
-                .ok_or_else(|| self.error(format!("metadata {key:?} should be a {want}, found {} {v}", v.type_name()))),
+                .ok_or_else(|| self.error(format!("metadata {key:?} should be {want}, found {} {v}", v.type_name()))),
         }
     }
 

@@ -24,9 +24,11 @@ const MAX_DEPTH: usize = 4;
 
 /// A tensor as declared in the file.
 ///
-/// Invariants (checked by [`parse`]): `start..start + len` lies inside the file, `len` is
-/// exactly the bytes of `dims` elements of `ty`, `dims[0]` (the row length, ggml's `ne[0]`)
-/// is a whole number of blocks, and no two tensors overlap.
+/// Invariants (checked by [`parse`]): `dims` has 1 to [`MAX_DIMS`] entries, none zero, whose
+/// product fits an `i64` (so no product of some of them, in any order, overflows);
+/// `start..start + len` lies inside the file, `len` is exactly the bytes of `dims` elements
+/// of `ty`, `dims[0]` (the row length, ggml's `ne[0]`) is a whole number of blocks, and no
+/// two tensors overlap.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RawTensor {
     pub name: String,
@@ -166,7 +168,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     match version {
         2 | 3 => {}
         1 => return Err("GGUF version 1 is not supported (32-bit counts; re-convert with a current llama.cpp)".into()),
-        v if v.swap_bytes() <= 3 => {
+        v if (1..=3).contains(&v.swap_bytes()) => {
             return Err(format!("big-endian GGUF (version {}) is not supported", v.swap_bytes()));
         }
         v => return Err(format!("unsupported GGUF version {v} (supported: 2, 3)")),
@@ -201,6 +203,15 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
             let d = c.u64(&format!("dimensions of {name:?}"))?;
             dims.push(usize::try_from(d).map_err(|_| format!("tensor {name:?}: dimension {d} is too large"))?);
         }
+        // Every consumer multiplies dims in its own order (ggml's, the reversed row-major
+        // shape, slabs of either): with no zero dim and the whole product in an i64, none of
+        // those partial products can overflow, and no row is empty.
+        if dims.contains(&0) {
+            return Err(format!("tensor {name:?}: dimensions {dims:?} include an empty one"));
+        }
+        if dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_none_or(|n| n > i64::MAX as usize) {
+            return Err(format!("tensor {name:?}: dimensions {dims:?} overflow (more than 2^63 elements)"));
+        }
         let type_id = c.u32(&format!("type of {name:?}"))?;
         let ty = GgmlType::from_id(type_id).map_err(|known| match known {
             Some(t) => format!("tensor {name:?}: ggml type {t} is not supported (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K…Q6_K)"),
@@ -210,6 +221,12 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
         declared.push((name, ty, dims, offset));
     }
     let data_start = (c.at as u64).div_ceil(alignment) * alignment;
+    if data_start > bytes.len() as u64 && !declared.is_empty() {
+        return Err(format!(
+            "truncated: the data section starts at byte {data_start} (alignment {alignment}) but the file has {} bytes",
+            bytes.len()
+        ));
+    }
     let data_len = (bytes.len() as u64).saturating_sub(data_start);
 
     let mut tensors = Vec::with_capacity(declared.len());
@@ -228,12 +245,12 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
         let len = rows
             .and_then(|r| r.checked_mul(row))
             .ok_or_else(|| format!("tensor {name:?}: dimensions {dims:?} overflow"))?;
-        let end = offset.checked_add(len as u64).filter(|&e| e <= data_len).ok_or_else(|| {
-            format!(
-                "tensor {name:?}: bytes [{offset}, {offset}+{len}) of the data section run past its {data_len} bytes (file truncated?)"
-            )
-        })?;
-        let _ = end;
+        if offset.checked_add(len as u64).is_none_or(|end| end > data_len) {
+            return Err(format!(
+                "tensor {name:?}: bytes [{offset}, {}) of the data section run past its {data_len} bytes (file truncated?)",
+                offset.saturating_add(len as u64)
+            ));
+        }
         tensors.push(RawTensor { name, ty, dims, start: (data_start + offset) as usize, len });
     }
     let mut by_start: Vec<&RawTensor> = tensors.iter().filter(|t| t.len > 0).collect();

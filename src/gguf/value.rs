@@ -97,9 +97,17 @@ impl Value {
     }
 }
 
+/// Characters of a string value shown in a message; a longer one is cut with "…".
+const SHOWN_CHARS: usize = 64;
+
+/// For messages: strings escaped (a hostile value cannot break the line) and cut to
+/// [`SHOWN_CHARS`], arrays by length.
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Value::String(s) if s.chars().count() > SHOWN_CHARS => {
+                write!(f, "{:?}… ({} bytes)", s.chars().take(SHOWN_CHARS).collect::<String>(), s.len())
+            }
             Value::String(s) => write!(f, "{s:?}"),
             Value::Array(a) => write!(f, "[{} values]", a.len()),
             Value::Bool(v) => write!(f, "{v}"),

@@ -79,13 +79,17 @@ impl GgufBuilder {
         self
     }
 
-    /// The file's bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    /// The header (metadata of this builder, then the infos of `tensors` — name, ggml type,
+    /// ggml dims, data length in bytes — with offsets packed in order at the default
+    /// alignment), padded to the start of the data section. The builder's own tensors are
+    /// not included.
+    pub fn header_bytes<'a>(&self, tensors: impl IntoIterator<Item = (&'a str, GgmlType, Vec<usize>, usize)>) -> Vec<u8> {
         let align = DEFAULT_ALIGNMENT as usize;
+        let tensors: Vec<_> = tensors.into_iter().collect();
         let mut out = Vec::new();
         out.extend_from_slice(b"GGUF");
         out.extend_from_slice(&3u32.to_le_bytes());
-        out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
         out.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
         for (k, v) in &self.metadata {
             put_string(&mut out, k);
@@ -93,7 +97,7 @@ impl GgufBuilder {
             put_value(&mut out, v);
         }
         let mut offset = 0usize;
-        for (name, ty, dims, data) in &self.tensors {
+        for (name, ty, dims, len) in &tensors {
             put_string(&mut out, name);
             out.extend_from_slice(&(dims.len() as u32).to_le_bytes());
             for &d in dims {
@@ -101,9 +105,16 @@ impl GgufBuilder {
             }
             out.extend_from_slice(&ty.id().to_le_bytes());
             out.extend_from_slice(&(offset as u64).to_le_bytes());
-            offset += data.len().div_ceil(align) * align;
+            offset += len.div_ceil(align) * align;
         }
         out.resize(out.len().div_ceil(align) * align, 0);
+        out
+    }
+
+    /// The file's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let align = DEFAULT_ALIGNMENT as usize;
+        let mut out = self.header_bytes(self.tensors.iter().map(|(n, ty, dims, data)| (n.as_str(), *ty, dims.clone(), data.len())));
         for (_, _, _, data) in &self.tensors {
             out.extend_from_slice(data);
             out.resize(out.len().div_ceil(align) * align, 0);
