@@ -112,6 +112,10 @@ pub fn convert(
         stages.push(StageTime { stage, time });
     };
 
+    // The tokenizer and template files are read (for a GGUF file: rebuilt) before any heavy
+    // work, so a broken one fails in a second rather than after palettization.
+    crate::chat::ModelFiles::read(model_dir).map_err(|e| ConvertError::Checkpoint(e.to_string()))?;
+
     progress(ConvertEvent::StageStart { stage: "lower" });
     let t = Instant::now();
     let lowered = lower_checkpoint(model_dir, &opts.lower).map_err(|e| ConvertError::Lower(Box::new(e)))?;

@@ -36,6 +36,7 @@ fn main() {
         ("smollm2_gguf_and_hf_folder_give_identical_logits", &[RealModel::SmolLm2], smollm2_gguf_vs_hf_folder),
         ("smollm2_fp16_packages_match_transformers", &[RealModel::SmolLm2], smollm2_fp16_packages),
         ("smollm2_answers_paris_through_ir_and_packages", &[RealModel::SmolLm2], smollm2_answers_paris),
+        ("smollm2_fp16_error_by_layer", &[RealModel::SmolLm2], smollm2_fp16_by_layer),
     ];
     let listing = args.list;
     let mut available = std::collections::HashMap::new();
@@ -286,4 +287,41 @@ fn smollm2_answers_paris() -> Result<(), Failed> {
     check(code == 0, || format!("run on the packages failed ({code}): {err}"))?;
     eprintln!("LUT6 packages answer: {}", answer.trim());
     check(answer.contains("Paris"), || format!("LUT6 packages answer {answer:?}"))
+}
+
+/// Where fp16 error enters: the fp16 module (every opt pass, no LUT) and the fp32 module
+/// teacher-forced on the same tokens; the relative error of the hidden state after the
+/// embeddings, after every layer and after the final norm, averaged over the 24 decode
+/// steps, then of the logits. Printed with --nocapture (docs/real-models.md has the table).
+fn smollm2_fp16_by_layer() -> Result<(), Failed> {
+    let model = RealModel::SmolLm2;
+    let reference = chat_reference(model);
+    let lowered = lower_checkpoint(&model.path(), &LowerOptions::new(CONTEXT, BATCH))?;
+    let names = anemllc::opt::pass_names();
+    let (fp16, _) = anemllc::opt::optimize(&lowered, &names, |_, _| {})?;
+    let source = std::sync::Arc::new(Checkpoint::open(&model.path())?);
+    let mut traces = Vec::new();
+    let mut logits = Vec::new();
+    for module in [lowered, fp16] {
+        let mut session = Session::new(module, source.clone())?;
+        session.trace_decode();
+        logits.push(decode_logits(&mut session, &reference)?);
+        traces.push(session.take_trace());
+    }
+    let (fp32_trace, fp16_trace) = (&traces[0], &traces[1]);
+    let stages = fp32_trace[0].len();
+    let mut line = String::new();
+    let mut errors = Vec::with_capacity(stages);
+    for stage in 0..stages {
+        let mean = fp32_trace.iter().zip(fp16_trace).map(|(a, b)| rel_err(&b[stage], &a[stage])).sum::<f64>()
+            / fp32_trace.len() as f64;
+        errors.push(mean);
+        line.push_str(&format!(" {mean:.4}"));
+    }
+    let logit_err: f64 =
+        logits[0].iter().zip(&logits[1]).map(|(a, b)| rel_err(b, a)).sum::<f64>() / logits[0].len() as f64;
+    eprintln!("fp16 vs fp32 hidden-state error by stage (embed, layers…, final norm):{line}");
+    eprintln!("fp16 vs fp32 logits: mean rel {logit_err:.4}");
+    check(errors.iter().all(|&e| e < 0.02), || format!("a stage exceeds 2% relative error: {errors:?}"))?;
+    check(logit_err < 0.006, || format!("logit error {logit_err:.4}"))
 }

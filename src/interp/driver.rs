@@ -33,6 +33,9 @@ pub struct Session {
     context: usize,
     batch: usize,
     vocab: usize,
+    /// When set, every decode step records the hidden state after the embeddings and after
+    /// each block (as f32), for layer-by-layer precision studies.
+    trace: Option<Vec<Vec<Vec<f32>>>>,
 }
 
 fn positive_attr(module: &Module, key: &str) -> Result<usize, InterpError> {
@@ -102,7 +105,7 @@ impl Session {
                 Ok((n.clone(), zeros))
             })
             .collect::<Result<_, InterpError>>()?;
-        Ok(Session { module, weights, plan, state_types, states, context, batch, vocab })
+        Ok(Session { module, weights, plan, state_types, states, context, batch, vocab, trace: None })
     }
 
     pub fn module(&self) -> &Module {
@@ -141,6 +144,17 @@ impl Session {
         for (name, ty) in &self.state_types {
             self.states.insert(name.clone(), Tensor::zeros(ty));
         }
+    }
+
+    /// Starts recording, for every later decode step, the hidden state after the embeddings
+    /// and after each block (decoder chunk or layer, and the final norm when separate).
+    pub fn trace_decode(&mut self) {
+        self.trace = Some(Vec::new());
+    }
+
+    /// The recorded decode steps: `[step][stage]` hidden states as f32.
+    pub fn take_trace(&mut self) -> Vec<Vec<Vec<f32>>> {
+        self.trace.take().unwrap_or_default()
     }
 
     fn check_tokens(&self, tokens: &[u32]) -> Result<(), InterpError> {
@@ -196,8 +210,19 @@ impl Session {
             (plan.embed_infer, plan.infer_blocks, plan.norm_infer, Some(plan.head_infer))
         };
         feed.hidden = Some(self.run(&embed, &feed, &["hidden_states"])?);
+        let tracing = !prefill && self.trace.is_some();
+        let mut stages = Vec::new();
+        if tracing {
+            stages.extend(feed.hidden.as_ref().map(Tensor::to_f32_vec));
+        }
         for block in blocks.iter().chain(&norm) {
             feed.hidden = Some(self.run(block, &feed, &["output_hidden_states", "hidden_states"])?);
+            if tracing {
+                stages.extend(feed.hidden.as_ref().map(Tensor::to_f32_vec));
+            }
+        }
+        if let (true, Some(trace)) = (tracing, self.trace.as_mut()) {
+            trace.push(stages);
         }
         let Some(lm_head) = lm_head.filter(|_| head) else {
             return Ok(None);
