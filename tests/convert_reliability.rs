@@ -137,11 +137,25 @@ fn killed_conversions_never_leave_a_complete_looking_output() {
     for (i, delay_ms) in [5u64, 30, 80, 150, 250, 400, 600].into_iter().enumerate() {
         for signal in ["KILL", "INT"] {
             let out = dir.join(format!("out{i}{signal}"));
-            let mut child = convert_cmd("llama_tiny", &out)
-                .stderr(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
+            let mut cmd = convert_cmd("llama_tiny", &out);
+            cmd.stderr(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+            // A test run as a background job inherits SIGINT as ignored; the child gets the
+            // default action back so the INT kills land.
+            #[cfg(unix)]
+            {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: runs in the forked child before exec and only calls `signal`, which
+                // is async-signal-safe; it allocates nothing and touches no shared state.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        if libc::signal(libc::SIGINT, libc::SIG_DFL) == libc::SIG_ERR {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
+            let mut child = cmd.spawn().unwrap();
             std::thread::sleep(Duration::from_millis(delay_ms));
             let finished = child.try_wait().unwrap().is_some();
             if !finished {

@@ -1,15 +1,18 @@
-//! The output folder against ANEMLL's contract (anemll-contract.md §1, §3.3, §3.4, §11),
-//! read by coremltools' own proto parser and MIL loader (an independent reader), plus the
-//! coremltools type check of every emitted package and byte-identical output across
+//! The output folder against ANEMLL's contract (anemll-contract.md §1, §3.3, §3.4, §11):
+//! its files, `meta.yaml` and chunk weights, then its packages read by coremltools' own proto
+//! parser and MIL loader (an independent reader; ignored without the coremltools venv, see
+//! `build.rs`) with the type check of every package, and byte-identical output across
 //! thread counts.
 
 mod emit_support;
 mod mil_common;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
+use anemllc::package::EmitReport;
 use emit_support::{BATCH, CONTEXT, emit, optimised, scratch};
-use mil_common::{coreml_available, coreml_check, dir_contents};
+use mil_common::{coreml_check, dir_contents};
 use serde_json::{Value, json};
 
 /// llama_tiny: hidden 64, 3 layers, 2 KV heads of 16, vocab 512; split into 2 chunks
@@ -50,11 +53,19 @@ fn ffn_inputs(rows: usize) -> Value {
     })
 }
 
+/// llama_tiny emitted in 2 chunks with LM-head pieces of at most 200 rows into
+/// `scratch(name)/out`.
+fn contract_output(name: &str) -> (PathBuf, EmitReport) {
+    let module = optimised("llama_tiny", Some(200));
+    let out = scratch(name).join("out");
+    let report = emit("llama_tiny", &module, Some(2), &out);
+    (out, report)
+}
+
+/// The folder's files (§3.3, §3.4), `meta.yaml`, `config.json` and per-chunk weights.
 #[test]
 fn output_folder_satisfies_the_anemll_contract() {
-    let module = optimised("llama_tiny", Some(200));
-    let out = scratch("contract").join("out");
-    let report = emit("llama_tiny", &module, Some(2), &out);
+    let (out, report) = contract_output("contract");
 
     // File names (§3.3) and the step-7 files (§3.4).
     let files: Vec<String> = std::fs::read_dir(&out)
@@ -67,6 +78,7 @@ fn output_folder_satisfies_the_anemll_contract() {
         files,
         [
             "config.json",
+            "generation_config.json",
             "llama_FFN_PF_chunk_01of02.mlpackage",
             "llama_FFN_PF_chunk_02of02.mlpackage",
             "llama_embeddings.mlpackage",
@@ -112,10 +124,14 @@ fn output_folder_satisfies_the_anemll_contract() {
             part.bytes
         );
     }
+}
 
-    if !coreml_available() {
-        return;
-    }
+/// Every package as coremltools' loader types it: interfaces, enumerated shapes, states and
+/// metadata (§1).
+#[test]
+#[cfg_attr(not(coreml_venv), ignore = "needs the coremltools venv: bash tests/coreml/setup_venv.sh")]
+fn coremltools_reads_the_contract_interfaces() {
+    let (out, _) = contract_output("contract_coremltools");
     let names = ["llama_embeddings", "llama_FFN_PF_chunk_01of02", "llama_FFN_PF_chunk_02of02", "llama_lm_head"];
     let pkgs: Vec<_> = names.iter().map(|n| out.join(format!("{n}.mlpackage"))).collect();
     let checked = coreml_check(&pkgs, &["--strict-states"]);

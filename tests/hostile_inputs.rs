@@ -719,62 +719,127 @@ fn output_disk_full() {
     assert!(listing(&mnt).is_empty(), "left behind on the full disk: {:?}", listing(&mnt));
 }
 
-/// Lowers a synthetic checkpoint big enough to take a while, killing it with `signal` after
-/// various delays. Whatever the moment, the final name holds either nothing or the complete
-/// output; anything else left is a hidden temporary file.
-fn interrupted(signal: &str) {
-    let dir = scratch("hostile_inputs", &format!("interrupted_{signal}"));
-    let ckpt = dir.join("ckpt");
-    write_synthetic_llama(&ckpt, Synth { layers: 160, hidden: 16, heads: 2, kv_heads: 1, intermediate: 32, vocab: 64 });
-    let sizes = &["--context", "16", "--batch", "8"];
+/// `anemllc lower` of the tiny fixture into `out`, stderr piped, with `$ANEMLLC_TEST_PAUSE`
+/// set to `pause_at` if given (see `anemllc::util::test_pause`).
+///
+/// SIGINT and SIGTERM get their default action back in the child before exec, whatever this
+/// process inherited: a shell starts background jobs (`cargo test &`) with SIGINT ignored,
+/// an ignored disposition survives fork and exec, and the kills would then never land.
+fn killable_lower(out: &Path, pause_at: Option<&str>) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = anemllc();
+    cmd.arg("lower").arg(fixture(TINY)).arg("-o").arg(out).args(SIZES).stderr(Stdio::piped());
+    match pause_at {
+        Some(point) => cmd.env(anemllc::util::TEST_PAUSE_ENV, point),
+        None => cmd.env_remove(anemllc::util::TEST_PAUSE_ENV),
+    };
+    // SAFETY: the closure runs in the forked child before exec and only calls `signal`,
+    // which is async-signal-safe; it allocates nothing and touches no shared state.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGTERM] {
+                if libc::signal(sig, libc::SIG_DFL) == libc::SIG_ERR {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Reads the child's stderr until `anemllc: paused at {point}`; panics with what it printed
+/// if it ends without pausing.
+fn wait_for_pause(child: &mut std::process::Child, point: &str) {
+    use std::io::BufRead;
+    let marker = format!("anemllc: paused at {point}");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            let status = child.wait().unwrap();
+            panic!("`lower` never paused at {point} ({status}); stderr:\n{seen}");
+        }
+        if line.starts_with(&marker) {
+            return;
+        }
+        seen += &line;
+    }
+}
+
+/// Sends `signal` to the child and waits for it to end (at most [`HANG_LIMIT`]: a signal
+/// that does not land is reported, not waited for forever).
+fn kill_and_wait(child: &mut std::process::Child, signal: libc::c_int, name: &str) -> std::process::ExitStatus {
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: `kill` only sends a signal to our own child, which is not reaped yet (so its pid
+    // cannot have been reused).
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill -{name}: {}", std::io::Error::last_os_error());
+    let deadline = Instant::now() + HANG_LIMIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("SIG{name} did not end `lower` within {HANG_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Kills `lower` with `signal` at two moments, neither chosen by a clock: halfway through
+/// writing the output (held there by `ANEMLLC_TEST_PAUSE=write_atomic`), and right after it
+/// starts (wherever it got to). Whatever the moment, the final name holds either nothing or
+/// the complete output; anything else left is a hidden temporary file.
+fn interrupted(signal: libc::c_int, name: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = scratch("hostile_inputs", &format!("interrupted_{name}"));
     let reference = dir.join("reference.air");
-    let started = Instant::now();
-    let o = lower(&ckpt, &reference, sizes);
-    let full = started.elapsed();
+    let o = lower(&fixture(TINY), &reference, SIZES);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
     let complete = fs::read(&reference).unwrap();
-
     let out_dir = dir.join("out");
-    let mut killed_midway = 0;
-    // Kill at these percentages of the uninterrupted run's time.
-    const PERCENT: [u32; 8] = [2, 5, 10, 20, 35, 50, 70, 90];
-    for step in PERCENT {
-        let _ = fs::remove_dir_all(&out_dir);
-        fs::create_dir_all(&out_dir).unwrap();
-        let out = out_dir.join("model.air");
-        let mut child =
-            anemllc().arg("lower").arg(&ckpt).arg("-o").arg(&out).args(sizes).stderr(Stdio::null()).spawn().unwrap();
-        std::thread::sleep(full * step / 100);
-        let sent = std::process::Command::new("kill").args(["-s", signal]).arg(child.id().to_string()).status();
-        let status = child.wait().unwrap();
-        assert!(sent.is_ok());
-        let left = listing(&out_dir);
-        if out.exists() {
-            assert_eq!(fs::read(&out).unwrap(), complete, "{signal} at {step}%: a partial file under the final name");
-        } else {
-            assert!(status.code().is_none(), "{signal} at {step}%: exited {status} without output");
-            killed_midway += 1;
-        }
-        for f in &left {
-            assert!(f == "model.air" || f.starts_with(".model.air.tmp-"), "{signal} at {step}%: left {f}");
-        }
+    let out = out_dir.join("model.air");
+
+    // Mid-write: the temporary file holds the first half, the final name does not exist.
+    fs::create_dir_all(&out_dir).unwrap();
+    let mut child = killable_lower(&out, Some("write_atomic"));
+    wait_for_pause(&mut child, "write_atomic");
+    let status = kill_and_wait(&mut child, signal, name);
+    assert_eq!(status.signal(), Some(signal), "SIG{name} mid-write: {status}");
+    let tmp = format!(".model.air.tmp-{}", child.id());
+    assert_eq!(listing(&out_dir), std::slice::from_ref(&tmp), "SIG{name} mid-write");
+    assert_eq!(fs::read(out_dir.join(&tmp)).unwrap(), complete[..complete.len() / 2], "SIG{name} mid-write");
+    println!("[interrupted {name}] mid-write: {tmp} left with {} of {} bytes", complete.len() / 2, complete.len());
+
+    // Right after the start: either killed (nothing under the final name) or already done.
+    fs::remove_dir_all(&out_dir).unwrap();
+    fs::create_dir_all(&out_dir).unwrap();
+    let mut child = killable_lower(&out, None);
+    let status = kill_and_wait(&mut child, signal, name);
+    if out.exists() {
+        assert!(status.success(), "SIG{name} at start: {status} after writing the output");
+        assert_eq!(fs::read(&out).unwrap(), complete, "SIG{name} at start: a partial file under the final name");
+    } else {
+        assert_eq!(status.signal(), Some(signal), "SIG{name} at start: {status} without output");
     }
-    println!(
-        "[interrupted {signal}] full lower {full:?}; {killed_midway}/{} kills landed before the output existed",
-        PERCENT.len()
-    );
-    assert!(killed_midway > 0, "no kill landed mid-way (lower took {full:?}); the test proves nothing");
+    for f in listing(&out_dir) {
+        assert!(f == "model.air" || f.starts_with(".model.air.tmp-"), "SIG{name} at start: left {f}");
+    }
+    println!("[interrupted {name}] at start: {status}");
     let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn interrupted_by_sigkill() {
-    interrupted("KILL");
+    interrupted(libc::SIGKILL, "KILL");
 }
 
 #[test]
 fn interrupted_by_sigint() {
-    interrupted("INT");
+    interrupted(libc::SIGINT, "INT");
 }
 
 #[test]

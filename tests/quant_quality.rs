@@ -12,9 +12,10 @@
 //!   `tests/fixtures/palettize_reference.json` (no Python needed).
 //! - `ours_beat_live_coremltools` runs `tests/coreml/palettize_reference.py` with
 //!   `$ANEMLLC_COREML_PYTHON` (default `.venv-coreml/bin/python`, made by
-//!   `tests/coreml/setup_venv.sh`; it needs coremltools and scikit-learn). Without a usable
-//!   interpreter it is skipped, loudly, unless `$CI` is set, where it fails. With
-//!   `ANEMLLC_UPDATE_PALETTIZE_REFERENCE=1` it rewrites the recorded JSON.
+//!   `tests/coreml/setup_venv.sh`; it needs coremltools and scikit-learn). Without the
+//!   interpreter it shows as ignored (`build.rs` sets `cfg(coreml_venv)`), except under `CI`,
+//!   where it runs and fails. With `ANEMLLC_UPDATE_PALETTIZE_REFERENCE=1` it rewrites the
+//!   recorded JSON.
 //!
 //! Why (almost) no slack: our k-means is the exact optimum of the k-means objective on the
 //! fp16 values (a dynamic program), and coremltools' (scikit-learn's k-means++ with one init,
@@ -24,12 +25,15 @@
 //! find the same optimum, so the errors agree to ~1e-9 and the comparison allows
 //! [`TIE_TOLERANCE`] (1e-6 relative) for the order of floating-point sums, nothing more.
 
+mod mil_common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anemllc::checkpoint::Checkpoint;
 use anemllc::quant::{palettize_tensor, relative_error};
+use mil_common::coreml_python;
 use ndarray::Array2;
 
 const FIXTURES: [&str; 2] = ["llama_tiny", "qwen2_bias"];
@@ -161,30 +165,10 @@ fn ours_beat_recorded_coremltools() {
     compare(&reference, "recorded reference");
 }
 
-/// The Python interpreter to use, or `None` (after a loud message) when the test must skip.
-fn python() -> Option<PathBuf> {
-    let python = std::env::var_os("ANEMLLC_COREML_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv-coreml/bin/python"));
-    if python.exists() {
-        return Some(python);
-    }
-    unavailable(&format!("no Python at {}", python.display()));
-    None
-}
-
-fn unavailable(why: &str) {
-    let msg = format!(
-        "palettization vs live coremltools: {why}; set ANEMLLC_COREML_PYTHON or run \
-         tests/coreml/setup_venv.sh (coremltools 9.0, numpy < 2.3, scikit-learn)"
-    );
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg} (required under CI)");
-    }
-    eprintln!("\n!!!!!!!! SKIPPED: {msg}\n");
-}
-
-fn run_reference_script(python: &Path, dir: &Path, mats: &[Matrix]) -> Option<serde_json::Value> {
+/// Runs `tests/coreml/palettize_reference.py` on `mats` (as .npy files in `dir`) and returns
+/// its report. A package missing from the venv (the script's exit code 3) is a failure too:
+/// the venv `tests/coreml/setup_venv.sh` makes has them all.
+fn run_reference_script(python: &Path, dir: &Path, mats: &[Matrix]) -> serde_json::Value {
     let mut files = Vec::new();
     for m in mats {
         let path = dir.join(format!("{}.npy", m.name));
@@ -202,22 +186,23 @@ fn run_reference_script(python: &Path, dir: &Path, mats: &[Matrix]) -> Option<se
         .expect("run palettize_reference.py");
     match status.status.code() {
         Some(0) => {}
-        Some(3) => {
-            unavailable(String::from_utf8_lossy(&status.stderr).trim());
-            return None;
-        }
+        Some(3) => panic!(
+            "{}; run `bash tests/coreml/setup_venv.sh` (coremltools 9.0, numpy < 2.3, scikit-learn)",
+            String::from_utf8_lossy(&status.stderr).trim()
+        ),
         _ => panic!("palettize_reference.py failed: {}\n{}", status.status, String::from_utf8_lossy(&status.stderr)),
     }
-    Some(serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap())
+    serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
 }
 
 #[test]
+#[cfg_attr(not(coreml_venv), ignore = "needs the coremltools venv: bash tests/coreml/setup_venv.sh")]
 fn ours_beat_live_coremltools() {
-    let Some(python) = python() else { return };
+    let python = coreml_python();
     let dir = std::env::temp_dir().join(format!("anemllc-palettize-ref-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mats = matrices();
-    let Some(doc) = run_reference_script(&python, &dir, &mats) else { return };
+    let doc = run_reference_script(&python, &dir, &mats);
     std::fs::remove_dir_all(&dir).ok();
     let live = parse_reference(&doc);
     eprintln!(

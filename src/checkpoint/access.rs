@@ -173,18 +173,25 @@ impl Checkpoint {
         match self.view(name) {
             Ok(view) => Ok(to_f16_bytes(view.dtype, view.data)),
             Err(CheckpointError::Encoded { .. }) => {
-                // Decoded values, rounded as stored F32 ones are (nearest even).
-                use rayon::prelude::*;
-                let values = self.to_f32(name)?;
-                if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                    return Ok(Err(i));
-                }
-                let mut out = vec![0u8; values.len() * 2];
-                out.par_chunks_mut(1 << 17).zip(values.par_chunks(1 << 16)).for_each(|(out, values)| {
-                    for (dst, v) in out.chunks_exact_mut(2).zip(values) {
+                // Decoded a block of rows at a time (never the whole tensor in f32), each
+                // value rounded as stored F32 ones are (nearest even).
+                let entry = self.entry(name)?;
+                let rows = entry.info.shape.first().copied().unwrap_or(1).max(1);
+                let row = entry.info.numel() / rows;
+                let step = ((1usize << 20) / row.max(1)).clamp(1, rows);
+                let mut out = vec![0u8; entry.info.numel() * 2];
+                let mut buf = vec![0f32; step * row];
+                for start in (0..rows).step_by(step) {
+                    let end = (start + step).min(rows);
+                    let values = &mut buf[..(end - start) * row];
+                    self.decode_entry_rows(name, entry, start, end, values)?;
+                    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                        return Ok(Err(start * row + i));
+                    }
+                    for (dst, v) in out[start * row * 2..end * row * 2].chunks_exact_mut(2).zip(values.iter()) {
                         dst.copy_from_slice(&half::f16::from_f32(*v).to_le_bytes());
                     }
-                });
+                }
                 Ok(Ok(out))
             }
             Err(e) => Err(e),

@@ -85,7 +85,11 @@ fn checkpoint_stats(r: &Recipe, ckpt: &Checkpoint, rows: Option<(usize, usize)>)
     if casts.iter().any(|&d| d != DType::F32) {
         return None;
     }
-    let view = ckpt.view(tensor).ok()?;
+    let view = match ckpt.view(tensor) {
+        Ok(view) => view,
+        Err(crate::checkpoint::CheckpointError::Encoded { .. }) => return decoded_stats(tensor, ty, ckpt, rows),
+        Err(_) => return None,
+    };
     if !same_dtype(ty.dtype, view.dtype()) || view.shape() != ty.shape.as_slice() {
         return None;
     }
@@ -104,6 +108,40 @@ fn checkpoint_stats(r: &Recipe, ckpt: &Checkpoint, rows: Option<(usize, usize)>)
     let stats = stats_of_bits(view.dtype(), bytes);
     ckpt.release(tensor);
     stats
+}
+
+/// Statistics of a tensor stored in a block encoding (GGUF): its rows decoded (as f32, the
+/// dtype such tensors declare) a block at a time and counted like stored F32 bits.
+fn decoded_stats(
+    tensor: &str,
+    ty: &crate::ir::TensorType,
+    ckpt: &Checkpoint,
+    rows: Option<(usize, usize)>,
+) -> Option<RangeStats> {
+    let info = ckpt.info(tensor)?;
+    if ty.dtype != DType::F32 || info.dtype != StDType::F32 || info.shape != ty.shape || info.shape.is_empty() {
+        return None;
+    }
+    let d0 = info.shape[0];
+    let (start, end) = rows.unwrap_or((0, d0));
+    if start > end || end > d0 {
+        return None;
+    }
+    let row = info.numel() / d0.max(1);
+    let step = ((1usize << 20) / row.max(1)).max(1);
+    let mut total = RangeStats::default();
+    for s in (start..end).step_by(step) {
+        let values = ckpt.rows_to_f32(tensor, s, (s + step).min(end)).ok()??;
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let part = stats_of_bits(StDType::F32, &bytes)?;
+        total = RangeStats {
+            total: total.total + part.total,
+            overflow: total.overflow + part.overflow,
+            flush: total.flush + part.flush,
+        };
+    }
+    ckpt.release(tensor);
+    Some(total)
 }
 
 /// Range statistics of the values `recipe` produces, from the stored bits, or `None` when

@@ -191,31 +191,26 @@ pub fn dir_contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// The coremltools venv interpreter: `$ANEMLLC_COREML_PYTHON`, else `.venv-coreml/bin/python`.
+/// The coremltools venv interpreter: `$ANEMLLC_COREML_PYTHON`, else `.venv-coreml/bin/python`
+/// (made by `bash tests/coreml/setup_venv.sh`). Panics, saying how to make it, when it is
+/// missing.
+///
+/// Every test that calls this carries
+/// `#[cfg_attr(not(coreml_venv), ignore = "needs the coremltools venv: …")]`; `build.rs` sets
+/// `coreml_venv` when this interpreter exists or under `CI`, so without it such a test shows
+/// as ignored, and only gets here (and fails) under CI or when run with `--ignored`.
 pub fn coreml_python() -> PathBuf {
-    std::env::var_os("ANEMLLC_COREML_PYTHON")
+    let python = std::env::var_os("ANEMLLC_COREML_PYTHON")
+        .filter(|p| !p.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv-coreml/bin/python"))
-}
-
-/// Whether the coremltools harness can run. Without the interpreter: skip loudly, or panic
-/// when `CI` is set (CI must run the check).
-pub fn coreml_available() -> bool {
-    let py = coreml_python();
-    if py.exists() {
-        return true;
-    }
-    let msg = format!(
-        "coremltools interpreter {} not found (run tests/coreml/setup_venv.sh or set ANEMLLC_COREML_PYTHON)",
-        py.display()
+        .unwrap_or_else(|| repo().join(".venv-coreml/bin/python"));
+    assert!(
+        python.is_file(),
+        "coremltools interpreter {} not found: run `bash tests/coreml/setup_venv.sh` or set \
+         ANEMLLC_COREML_PYTHON (this test only runs without it under CI or with --ignored)",
+        python.display()
     );
-    if std::env::var_os("CI").is_some() {
-        panic!("{msg}; CI is set, so this check must not be skipped");
-    }
-    eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!("!!! SKIPPING coremltools type check: {msg}");
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
-    false
+    python
 }
 
 /// Runs `tests/coreml/check_package.py` on the packages and returns its JSON report.
