@@ -37,6 +37,7 @@ fn main() {
         ("smollm2_fp16_packages_match_transformers", &[RealModel::SmolLm2], smollm2_fp16_packages),
         ("smollm2_answers_paris_through_ir_and_packages", &[RealModel::SmolLm2], smollm2_answers_paris),
         ("smollm2_fp16_error_by_layer", &[RealModel::SmolLm2], smollm2_fp16_by_layer),
+        ("gemma3_sentencepiece_tokenizer_matches_sentencepiece", &[RealModel::Gemma3], gemma3_tokenizer),
     ];
     let listing = args.list;
     let mut available = std::collections::HashMap::new();
@@ -324,4 +325,32 @@ fn smollm2_fp16_by_layer() -> Result<(), Failed> {
     eprintln!("fp16 vs fp32 logits: mean rel {logit_err:.4}");
     check(errors.iter().all(|&e| e < 0.02), || format!("a stage exceeds 2% relative error: {errors:?}"))?;
     check(logit_err < 0.006, || format!("logit error {logit_err:.4}"))
+}
+
+/// Gemma 3's SentencePiece vocabulary rebuilt as a byte-fallback BPE splits every test string
+/// as the sentencepiece library does (the reference's `sentencepiece_ids`; the reference
+/// notes two places where a HF tokenizer and sentencepiece legitimately differ: control
+/// tokens written as text, and a literal U+2581 in the input).
+fn gemma3_tokenizer() -> Result<(), Failed> {
+    let model = RealModel::Gemma3;
+    let files = ModelFiles::read(&model.path())?;
+    let tok = ChatTokenizer::from_files(&files, &[])?;
+    let reference = read_json(&model.fixtures().join("tokenizer_reference.json"));
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()
+    };
+    let strings = reference["rebuilt"]["strings"].as_array().ok_or("no strings")?;
+    let mut compared = 0;
+    for s in strings {
+        let text = s["text"].as_str().unwrap();
+        let got = tok.encode(text, false)?;
+        check(got == ids(&s["ids"]), || format!("{text:?}: ours {got:?}, reference {:?}", s["ids"]))?;
+        let with_special = tok.encode(text, true)?;
+        check(with_special == ids(&s["ids_add_special_tokens"]), || {
+            format!("{text:?} with specials: ours {with_special:?}, reference {:?}", s["ids_add_special_tokens"])
+        })?;
+        compared += 1;
+    }
+    eprintln!("{compared} strings tokenize as the reference");
+    Ok(())
 }

@@ -7,10 +7,20 @@
 //! the original tokenizer's splitting rule, so the rebuilt tokenizer splits text as the model
 //! was trained (e.g. SmolLM's one-digit-at-a-time rule). Token types follow llama.cpp:
 //! 3 (control) become special added tokens, 4 (user-defined) plain added tokens.
+//!
+//! A file without tokenizer metadata (or whose `tokenizer.ggml.model` is llama.cpp's "none"
+//! or "no_vocab") has no tokenizer files, as a HuggingFace folder may have none. Metadata
+//! that is there but cannot be rebuilt (wrong types, ids outside the vocabulary, merges of
+//! unknown tokens, an unsupported model or pre-tokenizer) is an error naming the file and
+//! the key; [`check`] finds each such error without building the files.
 
 use serde_json::{Map, Value as Json, json};
 
-use crate::gguf::{GgufError, GgufFile, Value};
+use crate::gguf::{GgufError, GgufFile};
+
+mod facts;
+
+use facts::Facts;
 
 /// llama.cpp's token types.
 const CONTROL: i64 = 3;
@@ -39,72 +49,14 @@ fn pre_tokenizer(pre: &str) -> Option<Json> {
     })
 }
 
-/// The facts the files are built from.
-struct Vocab<'a> {
-    tokens: Vec<&'a str>,
-    types: Vec<i64>,
-    bos: Option<u64>,
-    eos: Option<u64>,
-    unk: Option<u64>,
-    pad: Option<u64>,
-    add_bos: bool,
-}
-
-fn strings<'a>(file: &GgufFile, values: &'a [Value], key: &str) -> Result<Vec<&'a str>, GgufError> {
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| v.as_str().ok_or_else(|| file.error(format!("metadata {key:?}[{i}] is not a string"))))
-        .collect()
-}
-
-fn vocab(file: &GgufFile) -> Result<Vocab<'_>, GgufError> {
-    let tokens = file
-        .get_array("tokenizer.ggml.tokens")?
-        .ok_or_else(|| file.error("metadata tokenizer.ggml.tokens is missing: the file carries no tokenizer"))?;
-    let tokens = strings(file, tokens, "tokenizer.ggml.tokens")?;
-    let types = match file.get_array("tokenizer.ggml.token_type")? {
-        None => vec![1; tokens.len()],
-        Some(t) if t.len() == tokens.len() => t.iter().map(|v| v.as_i64().unwrap_or(1)).collect(),
-        Some(t) => {
-            return Err(file.error(format!(
-                "tokenizer.ggml.token_type has {} entries for {} tokens",
-                t.len(),
-                tokens.len()
-            )));
-        }
-    };
-    let id = |key: &str| -> Result<Option<u64>, GgufError> {
-        match file.get_u64(key)? {
-            Some(id) if id as usize >= tokens.len() => {
-                Err(file.error(format!("metadata {key:?} = {id} is not a token id (vocabulary of {})", tokens.len())))
-            }
-            other => Ok(other),
-        }
-    };
-    Ok(Vocab {
-        bos: id("tokenizer.ggml.bos_token_id")?,
-        eos: id("tokenizer.ggml.eos_token_id")?,
-        unk: id("tokenizer.ggml.unknown_token_id")?,
-        pad: id("tokenizer.ggml.padding_token_id")?,
-        add_bos: file.get_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(false),
-        tokens,
-        types,
-    })
+/// Checks the tokenizer metadata of `file` as [`tokenizer_files`] would use it, without
+/// building the files: `Ok` if it carries none or one that can be rebuilt.
+pub fn check(file: &GgufFile) -> Result<(), GgufError> {
+    facts::facts(file).map(|_| ())
 }
 
 /// `tokenizer.json` for a BPE (`gpt2`) vocabulary.
-fn bpe_tokenizer_json(file: &GgufFile, v: &Vocab<'_>) -> Result<Json, GgufError> {
-    let pre = file.get_str("tokenizer.ggml.pre")?.unwrap_or("default");
-    let pre_tokenizer = pre_tokenizer(pre).ok_or_else(|| {
-        file.error(format!(
-            "tokenizer.ggml.pre = {pre:?} is not a known pre-tokenizer (known: gpt2, default, smollm, llama-bpe, qwen2)"
-        ))
-    })?;
-    let merges = file
-        .get_array("tokenizer.ggml.merges")?
-        .ok_or_else(|| file.error("metadata tokenizer.ggml.merges is missing (needed by a BPE tokenizer)"))?;
-    let merges = strings(file, merges, "tokenizer.ggml.merges")?;
+fn bpe_tokenizer_json(v: &Facts<'_>) -> Json {
     let mut vocab = Map::with_capacity(v.tokens.len());
     for (i, t) in v.tokens.iter().enumerate() {
         // A repeated token keeps its last id, as transformers' `{word: i}` does.
@@ -131,48 +83,52 @@ fn bpe_tokenizer_json(file: &GgufFile, v: &Vocab<'_>) -> Result<Json, GgufError>
         }
         _ => json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true}),
     };
-    Ok(json!({
+    json!({
         "version": "1.0",
         "truncation": null,
         "padding": null,
         "added_tokens": added,
         "normalizer": null,
-        "pre_tokenizer": pre_tokenizer,
+        "pre_tokenizer": v.pre_tokenizer,
         "post_processor": post_processor,
         "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
         "model": {"type": "BPE", "dropout": null, "unk_token": v.unk.map(|u| v.tokens[u as usize]),
             "continuing_subword_prefix": null, "end_of_word_suffix": null, "fuse_unk": false,
-            "byte_fallback": false, "ignore_merges": pre == "llama-bpe" || pre == "llama3",
-            "vocab": vocab, "merges": merges},
-    }))
+            "byte_fallback": false, "ignore_merges": v.pre == "llama-bpe" || v.pre == "llama3",
+            "vocab": vocab, "merges": v.merges},
+    })
 }
 
-/// The tokenizer files of a GGUF file as (file name, contents) pairs.
+/// The tokenizer files of a GGUF file as (file name, contents) pairs; none if the file
+/// carries no tokenizer (as a HuggingFace folder may have none: `convert` then writes none
+/// and `run --prompt` says the tokenizer is missing).
 pub fn tokenizer_files(file: &GgufFile) -> Result<Vec<(&'static str, String)>, GgufError> {
-    let v = vocab(file)?;
-    let model = file.get_str("tokenizer.ggml.model")?.unwrap_or("");
-    let tokenizer = match model {
-        "gpt2" => bpe_tokenizer_json(file, &v)?,
-        other => {
-            return Err(file.error(format!(
-                "tokenizer.ggml.model = {other:?}: only BPE (\"gpt2\") vocabularies can be rebuilt into tokenizer.json so far"
-            )));
-        }
+    let Some(v) = facts::facts(file)? else { return Ok(Vec::new()) };
+    let tokenizer = match &v.scores {
+        None => bpe_tokenizer_json(&v),
+        Some(scores) => super::gguf_spm::tokenizer_json(&super::gguf_spm::SpmVocab {
+            tokens: &v.tokens,
+            scores,
+            types: &v.types,
+            unk: v.unk,
+            bos: v.bos,
+            add_bos: v.add_bos,
+            gemma: v.gemma,
+        }),
     };
     let name = |id: Option<u64>| id.map(|i| json!(v.tokens[i as usize])).unwrap_or(Json::Null);
     let mut config = Map::new();
     config.insert("tokenizer_class".into(), json!("PreTrainedTokenizerFast"));
     config.insert("add_bos_token".into(), json!(v.add_bos));
-    config.insert("add_eos_token".into(), json!(file.get_bool("tokenizer.ggml.add_eos_token")?.unwrap_or(false)));
+    config.insert("add_eos_token".into(), json!(v.add_eos));
     for (key, id) in [("bos_token", v.bos), ("eos_token", v.eos), ("unk_token", v.unk), ("pad_token", v.pad)] {
         config.insert(key.into(), name(id));
     }
     config.insert("clean_up_tokenization_spaces".into(), json!(false));
-    let arch = file.get_str("general.architecture")?.unwrap_or("");
-    if let Some(n) = file.get_u64(&format!("{arch}.context_length"))? {
+    if let Some(n) = v.context {
         config.insert("model_max_length".into(), json!(n));
     }
-    if let Some(t) = file.get_str("tokenizer.chat_template")? {
+    if let Some(t) = v.chat_template {
         config.insert("chat_template".into(), json!(t));
     }
     let special_map: Map<String, Json> =
@@ -181,22 +137,11 @@ pub fn tokenizer_files(file: &GgufFile) -> Result<Vec<(&'static str, String)>, G
             .filter(|(_, id)| id.is_some())
             .map(|(k, id)| (k.to_string(), name(id)))
             .collect();
-    // Generation stops on the end-of-sequence token and on llama.cpp's end-of-turn and
-    // end-of-message tokens (Llama 3 instruct ends turns with <|eot_id|>).
-    let mut eos: Vec<u64> = Vec::new();
-    for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"] {
-        if let Some(id) = file.get_u64(key)?
-            && (id as usize) < v.tokens.len()
-            && !eos.contains(&id)
-        {
-            eos.push(id);
-        }
-    }
     let mut generation = Map::new();
     if let Some(b) = v.bos {
         generation.insert("bos_token_id".into(), json!(b));
     }
-    match eos.as_slice() {
+    match v.stop.as_slice() {
         [] => {}
         [one] => {
             generation.insert("eos_token_id".into(), json!(one));

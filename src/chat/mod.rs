@@ -1,5 +1,6 @@
 //! Prompting a converted model: tokenizer, chat template, streamed decoding.
 
+pub mod gguf_spm;
 pub mod gguf_tokenizer;
 pub mod model_files;
 pub mod template;

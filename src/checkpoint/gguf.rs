@@ -101,7 +101,10 @@ fn row_map(file: &GgufFile, arch: &str, name: &str) -> Result<RowMap, Checkpoint
             .or_else(|| file.get_u64("llama.attention.head_count").ok().flatten())
             .filter(|&h| h > 0)
             .ok_or_else(|| {
-                gguf_error(file, format!("llama.attention.{key} is missing (needed to un-permute {name:?})"))
+                gguf_error(
+                    file,
+                    format!("metadata llama.attention.{key} is missing or 0 (needed to un-permute {name:?})"),
+                )
             })?;
         map.unpermute_heads = Some(heads as usize);
     }
@@ -131,7 +134,7 @@ impl Checkpoint {
             let shape = t.shape();
             if let Some(heads) = rows.unpermute_heads {
                 let r = shape.first().copied().unwrap_or(0);
-                if heads == 0 || !r.is_multiple_of(2 * heads) {
+                if heads.checked_mul(2).is_none_or(|two_heads| two_heads == 0 || !r.is_multiple_of(two_heads)) {
                     return Err(gguf_error(
                         &file,
                         format!("tensor {:?}: {r} rows cannot be split into {heads} heads of two halves", t.name),

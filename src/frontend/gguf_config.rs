@@ -6,9 +6,17 @@
 //! loader (`{arch}.embedding_length` → `hidden_size`, …), plus what that loader leaves out:
 //! `rope.scaling.*`, the llama3 RoPE scaling recovered from the `rope_freqs` tensor, and
 //! tied embeddings when `output.weight` is absent.
+//!
+//! The metadata is checked as it is read: a key of the wrong type, a non-finite float or an
+//! architecture without a HuggingFace counterpart is an error naming the file and the key.
+//! The tokenizer metadata is checked here too ([`gguf_tokenizer::check`]), although the
+//! config does not use it: a file whose tokenizer cannot be rebuilt is then refused by every
+//! command up front, instead of by `convert` after the packages are written.
 
 use serde_json::{Map, Value as Json, json};
 
+use crate::chat::gguf_tokenizer;
+use crate::gguf::value::shown;
 use crate::gguf::{GgmlType, GgufError, GgufFile};
 
 /// HuggingFace `model_type` and `architectures[0]` of a GGUF `general.architecture`.
@@ -22,17 +30,29 @@ fn hf_architecture(arch: &str) -> (&str, Option<&'static str>) {
     }
 }
 
+/// `key` as a finite float, `Ok(None)` when absent.
+fn finite(file: &GgufFile, key: &str) -> Result<Option<f64>, GgufError> {
+    match file.get_f64(key)? {
+        Some(v) if !v.is_finite() => Err(file.error(format!("metadata {key:?} = {v} is not a finite number"))),
+        other => Ok(other),
+    }
+}
+
 /// config.json for the GGUF `file`.
 pub fn config_json(file: &GgufFile) -> Result<Json, GgufError> {
     let arch =
         file.get_str("general.architecture")?.ok_or_else(|| file.error("metadata general.architecture is missing"))?;
-    let (model_type, class) = hf_architecture(arch);
+    let (model_type, Some(class)) = hf_architecture(arch) else {
+        return Err(file.error(format!(
+            "metadata \"general.architecture\" = {} is not supported (supported: llama, qwen2, qwen3)",
+            shown(arch)
+        )));
+    };
+    gguf_tokenizer::check(file)?;
     let key = |k: &str| format!("{arch}.{k}");
     let mut cfg = Map::new();
     cfg.insert("model_type".into(), json!(model_type));
-    if let Some(class) = class {
-        cfg.insert("architectures".into(), json!([class]));
-    }
+    cfg.insert("architectures".into(), json!([class]));
     let ints = [
         ("embedding_length", "hidden_size"),
         ("feed_forward_length", "intermediate_size"),
@@ -50,7 +70,7 @@ pub fn config_json(file: &GgufFile) -> Result<Json, GgufError> {
         }
     }
     for (gguf, hf) in [("rope.freq_base", "rope_theta"), ("attention.layer_norm_rms_epsilon", "rms_norm_eps")] {
-        if let Some(v) = file.get_f64(&key(gguf))? {
+        if let Some(v) = finite(file, &key(gguf))? {
             cfg.insert(hf.into(), json!(v));
         }
     }
@@ -80,7 +100,7 @@ fn rope_scaling(file: &GgufFile, arch: &str) -> Result<Option<Json>, GgufError> 
     if let Some(kind) = kind.filter(|k| *k != "none") {
         let mut s = Map::new();
         s.insert("rope_type".into(), json!(kind));
-        if let Some(f) = file.get_f64(&key("factor"))? {
+        if let Some(f) = finite(file, &key("factor"))? {
             s.insert("factor".into(), json!(f));
         }
         if let Some(n) = file.get_u64(&key("original_context_length"))? {
@@ -105,7 +125,7 @@ fn llama3_from_rope_freqs(file: &GgufFile, arch: &str, t: &crate::gguf::RawTenso
     }
     let divisors: Vec<f32> =
         file.data(t).chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    let base = file.get_f64(&format!("{arch}.rope.freq_base"))?.unwrap_or(10000.0);
+    let base = finite(file, &format!("{arch}.rope.freq_base"))?.unwrap_or(10000.0);
     let factor = divisors.iter().copied().fold(f32::MIN, f32::max) as f64;
     let (low, high, old) = (1.0f64, 4.0f64, 8192.0f64);
     let dim = 2 * divisors.len();

@@ -12,6 +12,7 @@
 
 pub mod dequant;
 pub mod export;
+pub mod fuzz;
 pub mod parse;
 pub mod types;
 pub mod value;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
+pub use fuzz::fuzz_check;
 pub use parse::{Parsed, RawTensor};
 pub use types::GgmlType;
 pub use value::Value;

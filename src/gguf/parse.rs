@@ -100,7 +100,12 @@ impl<'a> Cursor<'a> {
         let at = self.at;
         let n = self.u64(what)?;
         let fits = usize::try_from(n).ok().filter(|&n| n.saturating_mul(min_item.max(1)) <= self.remaining());
-        fits.ok_or_else(|| format!("{what} {n} at byte {at} is larger than the {} bytes that remain", self.remaining()))
+        fits.ok_or_else(|| {
+            format!(
+                "{what} {n} at byte {at} cannot fit in the {} bytes that remain (truncated or corrupt file)",
+                self.remaining()
+            )
+        })
     }
 
     fn string(&mut self, what: &str) -> Result<String, String> {

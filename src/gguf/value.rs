@@ -97,18 +97,23 @@ impl Value {
     }
 }
 
-/// Characters of a string value shown in a message; a longer one is cut with "…".
+/// Characters of a string shown in a message; a longer one is cut with "…".
 const SHOWN_CHARS: usize = 64;
 
-/// For messages: strings escaped (a hostile value cannot break the line) and cut to
-/// [`SHOWN_CHARS`], arrays by length.
+/// `s` for a message: quoted and escaped (a hostile string cannot break the line) and cut to
+/// [`SHOWN_CHARS`] characters.
+pub fn shown(s: &str) -> String {
+    match s.char_indices().nth(SHOWN_CHARS) {
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &s[..cut], s.len()),
+        None => format!("{s:?}"),
+    }
+}
+
+/// For messages: strings as [`shown`], arrays by length.
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Value::String(s) if s.chars().count() > SHOWN_CHARS => {
-                write!(f, "{:?}… ({} bytes)", s.chars().take(SHOWN_CHARS).collect::<String>(), s.len())
-            }
-            Value::String(s) => write!(f, "{s:?}"),
+            Value::String(s) => f.write_str(&shown(s)),
             Value::Array(a) => write!(f, "[{} values]", a.len()),
             Value::Bool(v) => write!(f, "{v}"),
             Value::F32(v) => write!(f, "{v}"),

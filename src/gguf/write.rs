@@ -83,7 +83,10 @@ impl GgufBuilder {
     /// ggml dims, data length in bytes — with offsets packed in order at the default
     /// alignment), padded to the start of the data section. The builder's own tensors are
     /// not included.
-    pub fn header_bytes<'a>(&self, tensors: impl IntoIterator<Item = (&'a str, GgmlType, Vec<usize>, usize)>) -> Vec<u8> {
+    pub fn header_bytes<'a>(
+        &self,
+        tensors: impl IntoIterator<Item = (&'a str, GgmlType, Vec<usize>, usize)>,
+    ) -> Vec<u8> {
         let align = DEFAULT_ALIGNMENT as usize;
         let tensors: Vec<_> = tensors.into_iter().collect();
         let mut out = Vec::new();
@@ -114,7 +117,8 @@ impl GgufBuilder {
     /// The file's bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let align = DEFAULT_ALIGNMENT as usize;
-        let mut out = self.header_bytes(self.tensors.iter().map(|(n, ty, dims, data)| (n.as_str(), *ty, dims.clone(), data.len())));
+        let mut out = self
+            .header_bytes(self.tensors.iter().map(|(n, ty, dims, data)| (n.as_str(), *ty, dims.clone(), data.len())));
         for (_, _, _, data) in &self.tensors {
             out.extend_from_slice(data);
             out.resize(out.len().div_ceil(align) * align, 0);
