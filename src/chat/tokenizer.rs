@@ -50,10 +50,14 @@ impl ChatTokenizer {
     /// generation_config.json lists, and on tokenizer_config.json's `eos_token`.
     pub fn from_files(files: &ModelFiles, config_eos: &[u32]) -> Result<ChatTokenizer, ChatError> {
         let path = files.path_of("tokenizer.json");
-        let text = files.get("tokenizer.json").ok_or_else(|| ChatError::File {
-            file: path.clone(),
-            message: "missing (needed to tokenize the prompt)".into(),
-        })?;
+        let missing = if crate::gguf::is_gguf_path(&files.origin) {
+            "carries no tokenizer metadata (tokenizer.ggml.*) to tokenize the prompt; pass --tokens instead"
+        } else {
+            "missing (needed to tokenize the prompt)"
+        };
+        let text = files
+            .get("tokenizer.json")
+            .ok_or_else(|| ChatError::File { file: path.clone(), message: missing.into() })?;
         let tokenizer: tokenizers::Tokenizer = text
             .parse()
             .map_err(|e: tokenizers::Error| ChatError::File { file: path.clone(), message: e.to_string() })?;
