@@ -278,7 +278,7 @@ fn without_tokenizer_metadata_everything_but_prompts_works() {
         let o = run(target, &["--prompt", "hello"]);
         println!("[no_tokenizer] run {} --prompt: {}", target.display(), o.stderr.trim_end());
         let mut wants = vec![target.display().to_string(), "tokenize the prompt".to_string()];
-        if *target == &gguf {
+        if *target == gguf {
             wants.push("no tokenizer metadata".into());
         }
         let problems = failure_problems(&o, 2, &wants);
