@@ -13,10 +13,6 @@ use std::collections::HashMap;
 
 use serde_json::{Value as Json, json};
 
-/// llama.cpp's token types.
-const CONTROL: i64 = 3;
-const USER_DEFINED: i64 = 4;
-
 /// The pieces of a SentencePiece vocabulary as GGUF stores them.
 pub struct SpmVocab<'a> {
     pub tokens: &'a [&'a str],
@@ -79,28 +75,11 @@ pub fn tokenizer_json(v: &SpmVocab<'_>) -> Json {
     for (i, (p, _)) in pieces.iter().enumerate() {
         vocab.insert(p.clone(), json!(i));
     }
-    let added: Vec<Json> = v
-        .types
-        .iter()
-        .enumerate()
-        .filter(|&(_, &t)| t == CONTROL || t == USER_DEFINED)
-        .map(|(i, &t)| {
-            let special = t == CONTROL || (v.gemma && matches!(v.tokens[i], "<start_of_turn>" | "<end_of_turn>"));
-            json!({"id": i, "content": v.tokens[i], "single_word": false, "lstrip": false, "rstrip": false,
-                   "normalized": false, "special": special})
-        })
-        .collect();
-    let post_processor = match (v.add_bos, v.bos) {
-        (true, Some(bos)) => {
-            let b = v.tokens[bos as usize];
-            json!({"type": "TemplateProcessing",
-                "single": [{"SpecialToken": {"id": b, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
-                "pair": [{"SpecialToken": {"id": b, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
-                         {"SpecialToken": {"id": b, "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
-                "special_tokens": {b: {"id": b, "ids": [bos], "tokens": [b]}}})
-        }
-        _ => Json::Null,
-    };
+    // Gemma's converter also marks its turn markers special.
+    let added = super::gguf_tokenizer::added_tokens(v.tokens, v.types, |i| {
+        v.gemma && matches!(v.tokens[i], "<start_of_turn>" | "<end_of_turn>")
+    });
+    let post_processor = super::gguf_tokenizer::bos_template(v.tokens, v.add_bos, v.bos).unwrap_or(Json::Null);
     json!({
         "version": "1.0",
         "truncation": null,

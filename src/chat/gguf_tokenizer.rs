@@ -26,6 +26,31 @@ use facts::Facts;
 const CONTROL: i64 = 3;
 const USER_DEFINED: i64 = 4;
 
+/// The added tokens of a vocabulary: llama.cpp's control tokens (special) and user-defined
+/// ones (special only if `also_special(id)`), matched in the raw text (`normalized: false`).
+pub(super) fn added_tokens(tokens: &[&str], types: &[i64], also_special: impl Fn(usize) -> bool) -> Vec<Json> {
+    types
+        .iter()
+        .enumerate()
+        .filter(|&(_, &t)| t == CONTROL || t == USER_DEFINED)
+        .map(|(i, &t)| {
+            json!({"id": i, "content": tokens[i], "single_word": false, "lstrip": false, "rstrip": false,
+                   "normalized": false, "special": t == CONTROL || also_special(i)})
+        })
+        .collect()
+}
+
+/// The post-processor that prepends BOS, when the vocabulary asks for one.
+pub(super) fn bos_template(tokens: &[&str], add_bos: bool, bos: Option<u64>) -> Option<Json> {
+    let bos = bos.filter(|_| add_bos)?;
+    let b = tokens[bos as usize];
+    Some(json!({"type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": b, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"SpecialToken": {"id": b, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                 {"SpecialToken": {"id": b, "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {b: {"id": b, "ids": [bos], "tokens": [b]}}}))
+}
+
 /// GPT-2's split rule (a byte-level pre-tokenizer with `use_regex` applies it itself).
 fn byte_level(use_regex: bool) -> Json {
     json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex})
@@ -62,27 +87,10 @@ fn bpe_tokenizer_json(v: &Facts<'_>) -> Json {
         // A repeated token keeps its last id, as transformers' `{word: i}` does.
         vocab.insert((*t).to_string(), json!(i));
     }
-    let added: Vec<Json> = v
-        .types
-        .iter()
-        .enumerate()
-        .filter(|&(_, &t)| t == CONTROL || t == USER_DEFINED)
-        .map(|(i, &t)| {
-            json!({"id": i, "content": v.tokens[i], "single_word": false, "lstrip": false, "rstrip": false,
-                   "normalized": false, "special": t == CONTROL})
-        })
-        .collect();
-    let post_processor = match (v.add_bos, v.bos) {
-        (true, Some(bos)) => {
-            let b = v.tokens[bos as usize];
-            json!({"type": "TemplateProcessing",
-                "single": [{"SpecialToken": {"id": b, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
-                "pair": [{"SpecialToken": {"id": b, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
-                         {"SpecialToken": {"id": b, "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
-                "special_tokens": {b: {"id": b, "ids": [bos], "tokens": [b]}}})
-        }
-        _ => json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true}),
-    };
+    let added = added_tokens(&v.tokens, &v.types, |_| false);
+    let post_processor = bos_template(&v.tokens, v.add_bos, v.bos).unwrap_or_else(
+        || json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true}),
+    );
     json!({
         "version": "1.0",
         "truncation": null,
