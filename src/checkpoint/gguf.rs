@@ -52,40 +52,47 @@ pub fn gguf_row_source(heads: usize, r: usize, rows: usize) -> usize {
     RowMap { unpermute_heads: Some(heads), add: None }.source_row(r, rows)
 }
 
+/// Whole-model tensors: (ggml name, HuggingFace name).
+pub const TOP_LEVEL_NAMES: [(&str, &str); 3] = [
+    ("token_embd.weight", "model.embed_tokens.weight"),
+    ("output_norm.weight", "model.norm.weight"),
+    ("output.weight", "lm_head.weight"),
+];
+
+/// Per-layer tensor stems of the llama family (llama, qwen2, qwen3): (ggml, HuggingFace).
+pub const LLAMA_LAYER_NAMES: [(&str, &str); 11] = [
+    ("attn_norm", "input_layernorm"),
+    ("attn_q", "self_attn.q_proj"),
+    ("attn_k", "self_attn.k_proj"),
+    ("attn_v", "self_attn.v_proj"),
+    ("attn_output", "self_attn.o_proj"),
+    ("attn_q_norm", "self_attn.q_norm"),
+    ("attn_k_norm", "self_attn.k_norm"),
+    ("ffn_gate", "mlp.gate_proj"),
+    ("ffn_up", "mlp.up_proj"),
+    ("ffn_down", "mlp.down_proj"),
+    ("ffn_norm", "post_attention_layernorm"),
+];
+
+/// Gemma's stems where they differ from the llama family's (four norms per layer).
+const GEMMA_LAYER_NAMES: [(&str, &str); 3] = [
+    ("ffn_norm", "pre_feedforward_layernorm"),
+    ("post_attention_norm", "post_attention_layernorm"),
+    ("post_ffw_norm", "post_feedforward_layernorm"),
+];
+
 /// The HuggingFace name of GGUF tensor `name` for architecture `arch`, or `None` for
 /// tensors transformers does not load either (e.g. llama3's precomputed `rope_freqs`).
 pub(crate) fn hf_name(arch: &str, name: &str) -> Option<String> {
-    let top = match name {
-        "token_embd.weight" => Some("model.embed_tokens.weight"),
-        "output_norm.weight" => Some("model.norm.weight"),
-        "output.weight" => Some("lm_head.weight"),
-        _ => None,
-    };
-    if let Some(t) = top {
-        return Some(t.to_string());
+    if let Some((_, hf)) = TOP_LEVEL_NAMES.iter().find(|(g, _)| *g == name) {
+        return Some(hf.to_string());
     }
     let rest = name.strip_prefix("blk.")?;
     let (layer, rest) = rest.split_once('.')?;
     let layer: usize = layer.parse().ok()?;
     let (stem, suffix) = rest.rsplit_once('.')?;
-    let gemma = arch.starts_with("gemma");
-    let hf = match stem {
-        "attn_norm" => "input_layernorm",
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "attn_q_norm" => "self_attn.q_norm",
-        "attn_k_norm" => "self_attn.k_norm",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        "ffn_norm" if gemma => "pre_feedforward_layernorm",
-        "ffn_norm" => "post_attention_layernorm",
-        "post_attention_norm" if gemma => "post_attention_layernorm",
-        "post_ffw_norm" if gemma => "post_feedforward_layernorm",
-        _ => return None,
-    };
+    let gemma: &[(&str, &str)] = if arch.starts_with("gemma") { &GEMMA_LAYER_NAMES } else { &[] };
+    let (_, hf) = gemma.iter().chain(&LLAMA_LAYER_NAMES).find(|(g, _)| *g == stem)?;
     Some(format!("model.layers.{layer}.{hf}.{suffix}"))
 }
 

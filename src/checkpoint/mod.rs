@@ -25,5 +25,5 @@ mod shard;
 pub use access::TensorView;
 pub use dtype::StDType;
 pub use error::CheckpointError;
-pub use gguf::gguf_row_source;
+pub use gguf::{LLAMA_LAYER_NAMES, TOP_LEVEL_NAMES, gguf_row_source};
 pub use open::{Checkpoint, INDEX_FILE, SINGLE_FILE, TensorInfo};

@@ -11,49 +11,29 @@ use super::parse::DEFAULT_ALIGNMENT;
 use super::types::GgmlType;
 use super::value::Value;
 use super::write::{GgufBuilder, encode_f16, quantize_q8_0};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, LLAMA_LAYER_NAMES, TOP_LEVEL_NAMES, gguf_row_source};
 use crate::frontend::config::{Arch, ModelConfig};
 
-/// The ggml name of HF tensor `name` (the inverse of `checkpoint::gguf`'s mapping for llama).
+/// The ggml name of HF tensor `name` (the inverse of the reader's llama-family mapping).
 fn ggml_name(name: &str) -> Option<String> {
-    let top = match name {
-        "model.embed_tokens.weight" => Some("token_embd.weight"),
-        "model.norm.weight" => Some("output_norm.weight"),
-        "lm_head.weight" => Some("output.weight"),
-        _ => None,
-    };
-    if let Some(t) = top {
-        return Some(t.to_string());
+    if let Some((g, _)) = TOP_LEVEL_NAMES.iter().find(|(_, hf)| *hf == name) {
+        return Some(g.to_string());
     }
     let rest = name.strip_prefix("model.layers.")?;
     let (layer, rest) = rest.split_once('.')?;
     let (stem, suffix) = rest.rsplit_once('.')?;
-    let g = match stem {
-        "input_layernorm" => "attn_norm",
-        "self_attn.q_proj" => "attn_q",
-        "self_attn.k_proj" => "attn_k",
-        "self_attn.v_proj" => "attn_v",
-        "self_attn.o_proj" => "attn_output",
-        "self_attn.q_norm" => "attn_q_norm",
-        "self_attn.k_norm" => "attn_k_norm",
-        "post_attention_layernorm" => "ffn_norm",
-        "mlp.gate_proj" => "ffn_gate",
-        "mlp.up_proj" => "ffn_up",
-        "mlp.down_proj" => "ffn_down",
-        _ => return None,
-    };
+    let (g, _) = LLAMA_LAYER_NAMES.iter().find(|(_, hf)| *hf == stem)?;
     Some(format!("blk.{layer}.{g}.{suffix}"))
 }
 
-/// llama.cpp's Q/K interleave: GGUF row g holds HF row h·2d + j·d + i, where g = h·2d + 2i + j.
+/// llama.cpp's Q/K interleave: each HF row r goes to the stored row the reader takes it
+/// from (`gguf_row_source`), so the reader's un-permutation is its exact inverse.
 fn interleave_rows(values: &[f32], rows: usize, heads: usize) -> Vec<f32> {
     let cols = values.len() / rows.max(1);
-    let d = rows / heads / 2;
-    let mut out = Vec::with_capacity(values.len());
-    for g in 0..rows {
-        let (h, rem) = (g / (2 * d), g % (2 * d));
-        let r = h * 2 * d + (rem % 2) * d + rem / 2;
-        out.extend_from_slice(&values[r * cols..(r + 1) * cols]);
+    let mut out = vec![0f32; values.len()];
+    for r in 0..rows {
+        let g = gguf_row_source(heads, r, rows);
+        out[g * cols..(g + 1) * cols].copy_from_slice(&values[r * cols..(r + 1) * cols]);
     }
     out
 }
@@ -137,7 +117,6 @@ pub fn export_llama(model: &Path, out: &Path, matrix_type: GgmlType) -> Result<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::gguf_row_source;
 
     #[test]
     fn interleave_is_undone_by_the_reader() {
