@@ -26,6 +26,8 @@ pub struct ConvertOptions {
     pub layout: LayoutOptions,
     /// Replace an existing output folder.
     pub force: bool,
+    /// Calibrate palettization on text first (`--calibrate`); `None`: data-free.
+    pub calibrate: Option<crate::calib::CalibOptions>,
 }
 
 /// One pipeline stage and how long it took.
@@ -41,6 +43,8 @@ pub struct ConvertReport {
     pub stages: Vec<StageTime>,
     pub opt: OptReport,
     pub emit: EmitReport,
+    /// The calibration statistics, when `--calibrate` ran.
+    pub calibration: Option<Arc<crate::calib::Calibration>>,
 }
 
 /// Progress of a conversion, for progress bars.
@@ -52,6 +56,11 @@ pub enum ConvertEvent<'a> {
     StageDone {
         stage: &'static str,
         time: Duration,
+    },
+    /// Calibration ran `done` of `total` tokens.
+    Calibrate {
+        done: usize,
+        total: usize,
     },
     /// An `opt` pass finished (`index` of `total`).
     PassDone {
@@ -71,6 +80,8 @@ pub enum ConvertError {
     Lower(Box<LowerError>),
     #[error("opt: {0}")]
     Opt(#[from] OptError),
+    #[error(transparent)]
+    Calib(#[from] crate::calib::CalibError),
     #[error("{0}")]
     Checkpoint(String),
     #[error(transparent)]
@@ -90,6 +101,7 @@ impl ConvertError {
             ConvertError::OutputExists { .. } | ConvertError::Checkpoint(_) | ConvertError::Fp16Overflow(_) => true,
             ConvertError::Lower(e) => !matches!(**e, LowerError::Internal { .. }),
             ConvertError::Opt(_) => false,
+            ConvertError::Calib(e) => e.is_input(),
             ConvertError::Emit(e) => e.is_input(),
         }
     }
@@ -121,11 +133,24 @@ pub fn convert(
     let lowered = lower_checkpoint(model_dir, &opts.lower).map_err(|e| ConvertError::Lower(Box::new(e)))?;
     timed("lower", t);
 
+    let mut opt_options = opts.opt.clone();
+    let mut calibration = None;
+    if let Some(c) = &opts.calibrate {
+        progress(ConvertEvent::StageStart { stage: "calibrate" });
+        let t = Instant::now();
+        let stats = Arc::new(crate::calib::calibrate(model_dir, c, &|done, total| {
+            progress(ConvertEvent::Calibrate { done, total })
+        })?);
+        timed("calibrate", t);
+        opt_options.calibration = Some(stats.clone());
+        calibration = Some(stats);
+    }
+
     progress(ConvertEvent::StageStart { stage: "opt" });
     let t = Instant::now();
     let total = crate::opt::pass_names().len();
     let mut index = 0;
-    let (module, opt_report) = optimize_with(&lowered, &[], &opts.opt, |pass, _| {
+    let (module, opt_report) = optimize_with(&lowered, &[], &opt_options, |pass, _| {
         index += 1;
         progress(ConvertEvent::PassDone { pass, index, total });
     })?;
@@ -157,7 +182,7 @@ pub fn convert(
     };
     let emit = emit_output(&module, &weights, &emit_opts, out, &|e| progress(ConvertEvent::Emit(e)))?;
     timed("emit", t);
-    Ok(ConvertReport { stages, opt: opt_report, emit })
+    Ok(ConvertReport { stages, opt: opt_report, emit, calibration })
 }
 
 /// The model's name: the folder's (`Llama-3.2-1B`, resolving `.` and trailing slashes), a

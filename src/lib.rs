@@ -1,6 +1,7 @@
 //! anemllc: a compiler from HuggingFace LLM checkpoints to Core ML ML Programs for the
 //! Apple Neural Engine. See `docs/architecture.md` for the pipeline.
 
+pub mod calib;
 pub mod chat;
 pub mod checkpoint;
 pub mod cli;

@@ -222,3 +222,118 @@ fn compile_explains_itself_off_macos() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("meta.yaml"), "{}", text(&o.stderr));
 }
+
+/// `--calibrate FILE` with unusable text fails with exit 2, naming the file and the reason,
+/// and leaves no output folder.
+#[test]
+fn bad_calibration_files_fail_cleanly_without_output() {
+    let dir = scratch("bad_calibration");
+    let cases: [(&str, &[u8], &str); 6] = [
+        ("empty.txt", b"\n \n", "is empty"),
+        ("binary.txt", b"GGUF\0\x03\0\0", "binary"),
+        ("latin1.txt", b"caf\xe9 au lait", "not UTF-8"),
+        ("shape.jsonl", b"{\"text\": \"hello\"}\n", "line 1: expected"),
+        (
+            "message.jsonl",
+            b"[{\"role\": \"user\", \"content\": \"hi\"}]\n[{\"role\": \"user\"}]\n",
+            "line 2: message 0",
+        ),
+        ("short.txt", b"   \t", "is empty"),
+    ];
+    for (name, bytes, want) in cases {
+        let file = dir.join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let out = dir.join(format!("out_{name}"));
+        let o = convert("llama_tiny", &out, &["--calibrate", file.to_str().unwrap()]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(name) && err.contains(want), "{name}: expected {want:?} in {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        assert!(!out.exists(), "{name}: output left behind");
+    }
+    let out = dir.join("missing");
+    let o = convert("llama_tiny", &out, &["--calibrate", dir.join("absent.txt").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("absent.txt") && text(&o.stderr).contains("cannot read"));
+    let o = convert("llama_tiny", &out, &["--calibrate", "--lut-ffn", "none", "--lut-lmhead", "none"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("every --lut-* part is none"), "{}", text(&o.stderr));
+    assert!(!out.exists());
+}
+
+/// A calibrated conversion (built-in text, and a JSONL chat file) reports what it did,
+/// records sensitivity weights in the palettized weights, and is deterministic: the same
+/// calibration input gives byte-identical packages with 1 and 2 threads.
+#[test]
+fn calibrated_conversion_is_reported_and_deterministic() {
+    let dir = scratch("calibrated");
+    let run = |name: &str, threads: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let mut args = vec!["--calibrate"];
+        args.extend_from_slice(extra);
+        let o = bin()
+            .env("RAYON_NUM_THREADS", threads)
+            .arg("convert")
+            .arg(fixture_dir("llama_tiny"))
+            .arg("-o")
+            .arg(&out)
+            .args(["--context", "32", "--batch", "8"])
+            .args(&args)
+            .output()
+            .unwrap();
+        (ok(o), out)
+    };
+    let (o, one) = run("one", "1", &[]);
+    let err = text(&o.stderr);
+    assert!(err.contains("calibration: ") && err.contains("built-in text"), "{err}");
+    assert!(err.contains("use the sensitivity-weighted table"), "{err}");
+    let (_, two) = run("two", "2", &[]);
+    let files = |d: &Path| {
+        let mut v: Vec<PathBuf> = walk(d).into_iter().filter(|p| p.extension().is_some_and(|e| e == "bin")).collect();
+        v.sort();
+        v
+    };
+    let (a, b) = (files(&one), files(&two));
+    assert!(!a.is_empty());
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            std::fs::read(x).unwrap() == std::fs::read(y).unwrap(),
+            "{} differs between 1 and 2 threads",
+            x.display()
+        );
+    }
+    // Different from the data-free conversion: the weighting changed some tables.
+    let free = dir.join("free");
+    ok(convert("llama_tiny", &free, &[]));
+    let c = files(&free);
+    assert!(a.iter().zip(&c).any(|(x, y)| std::fs::read(x).unwrap() != std::fs::read(y).unwrap()));
+    // JSONL chats need a chat template: llama_tiny has one or says why not.
+    let chats = dir.join("chats.jsonl");
+    std::fs::write(
+        &chats,
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"Name three rivers.\"}, {\"role\": \"assistant\", \"content\": \"The Nile, the Amazon and the Danube.\"}]}\n",
+    )
+    .unwrap();
+    let out = dir.join("jsonl");
+    let o = convert("llama_tiny", &out, &["--calibrate", chats.to_str().unwrap()]);
+    if o.status.success() {
+        assert!(text(&o.stderr).contains("chats.jsonl"), "{}", text(&o.stderr));
+    } else {
+        assert_eq!(o.status.code(), Some(2));
+        assert!(text(&o.stderr).contains("no chat template"), "{}", text(&o.stderr));
+    }
+}
+
+fn walk(d: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -79,7 +79,11 @@ fn without_times(report: &str) -> String {
 /// functions read them through `lut_to_dense`, the attributes record the configuration.
 #[test]
 fn llama_tiny_after_palettize() {
-    let options = OptOptions { lut: LutConfig::parse("ffn=6,lm_head=6,embed=none").unwrap(), measure_lut_error: true };
+    let options = OptOptions {
+        lut: LutConfig::parse("ffn=6,lm_head=6,embed=none").unwrap(),
+        measure_lut_error: true,
+        calibration: None,
+    };
     let (out, report) = optimize_with(&lowered("llama_tiny"), &[], &options, |_, _| {}).unwrap();
     insta::assert_snapshot!("llama_tiny@6-palettize", print_module(&out));
     let last = report.passes.last().unwrap();

@@ -107,7 +107,7 @@ fn lowered_lut6_stays_close_to_transformers() {
 #[test]
 fn optimised_lut6_stays_close_to_transformers() {
     let cfg = LutConfig::parse("ffn=6,lm_head=6").unwrap();
-    let options = OptOptions { lut: cfg.clone(), measure_lut_error: true };
+    let options = OptOptions { lut: cfg.clone(), measure_lut_error: true, calibration: None };
     let mut ran = Vec::new();
     let (m, report) =
         optimize_with(&lowered("llama_tiny"), &[], &options, |pass, _| ran.push(pass.to_string())).unwrap();

@@ -7,5 +7,5 @@ pub mod template;
 pub mod tokenizer;
 
 pub use model_files::{MODEL_FILES, ModelFiles};
-pub use template::render_user_prompt;
+pub use template::{render_messages, render_user_prompt};
 pub use tokenizer::{ChatError, ChatTokenizer, TextStream};

@@ -26,6 +26,16 @@ pub fn template_text(config: &Value) -> Option<String> {
 /// Renders a single user turn with the generation prompt, or `None` if the tokenizer has
 /// no chat template.
 pub fn render_user_prompt(tok: &ChatTokenizer, user: &str) -> Result<Option<String>, ChatError> {
+    render_messages(tok, &[("user".to_string(), user.to_string())], true)
+}
+
+/// Renders a conversation of `(role, content)` turns, with the generation prompt if
+/// `add_generation_prompt`, or `None` if the tokenizer has no chat template.
+pub fn render_messages(
+    tok: &ChatTokenizer,
+    turns: &[(String, String)],
+    add_generation_prompt: bool,
+) -> Result<Option<String>, ChatError> {
     let Some((template, file)) = &tok.template else {
         return Ok(None);
     };
@@ -37,13 +47,13 @@ pub fn render_user_prompt(tok: &ChatTokenizer, user: &str) -> Result<Option<Stri
         Err(Error::new(ErrorKind::InvalidOperation, msg))
     });
     env.add_template("chat", template).map_err(err)?;
-    let messages = vec![context! { role => "user", content => user }];
+    let messages: Vec<_> = turns.iter().map(|(role, content)| context! { role => role, content => content }).collect();
     let rendered = env
         .get_template("chat")
         .and_then(|t| {
             t.render(context! {
                 messages => messages,
-                add_generation_prompt => true,
+                add_generation_prompt => add_generation_prompt,
                 bos_token => tok.special("bos_token").unwrap_or_default(),
                 eos_token => tok.special("eos_token").unwrap_or_default(),
             })

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::CliError;
 use super::emit_command::{LayoutArgs, on_event, package_bar, print_summary};
 use super::lower_command::SizeArgs;
+use crate::calib::{CalibInput, CalibOptions};
 use crate::convert::{ConvertEvent, ConvertOptions, convert};
 use crate::opt::{OptOptions, PassRun, fp16_range};
 use crate::quant::LutConfig;
@@ -27,15 +28,28 @@ pub struct ConvertArgs {
     pub output: PathBuf,
     #[command(flatten)]
     pub sizes: SizeArgs,
-    /// LUT bits for the decoder layers (1, 2, 3, 4, 6, 8 or none).
+    /// LUT bits for the decoder layers (1, 2, 3, 4, 6, 8 or none), or auto:B for mixed bits
+    /// with an average budget of B bits per weight (each tensor gets 2, 3, 4, 6 or 8 by
+    /// measured sensitivity; best with --calibrate).
     #[arg(long, default_value = "6")]
     pub lut_ffn: String,
-    /// LUT bits for the LM head (1, 2, 3, 4, 6, 8 or none).
+    /// LUT bits for the LM head (1, 2, 3, 4, 6, 8, none or auto:B).
     #[arg(long, default_value = "6")]
     pub lut_lmhead: String,
     /// LUT bits for the embedding table (1, 2, 3, 4, 6, 8 or none).
     #[arg(long, default_value = "none")]
     pub lut_embed: String,
+    /// Calibrate palettization on text: the model runs on the reference interpreter and every
+    /// matmul's input statistics weight its k-means (sensitivity-weighted LUTs). Without a
+    /// value: the built-in mixed-domain English text; with FILE: plain UTF-8 text, or JSONL
+    /// with one chat per line ({"messages": [{"role", "content"}…]}) rendered with the
+    /// model's chat template.
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub calibrate: Option<Option<PathBuf>>,
+    /// Most calibration tokens to run (default: about 4e11 / parameters, at least 128 —
+    /// ~1 500 for 135M parameters, ~200 for 1B).
+    #[arg(long, value_name = "N", requires = "calibrate")]
+    pub calibrate_tokens: Option<usize>,
     /// Output channels sharing one lookup table (ANEMLL: 8).
     #[arg(long, default_value_t = LutConfig::DEFAULT_GROUP_SIZE)]
     pub lut_group_size: usize,
@@ -57,6 +71,23 @@ impl ConvertArgs {
     }
 }
 
+/// The activation section of the fp16 range report: the largest matmul inputs seen in
+/// calibration, against the fp16 limit.
+fn activation_summary(c: &crate::calib::Calibration) -> String {
+    let mut peaks: Vec<(&String, f32)> = c.tensors.iter().map(|(k, s)| (k, s.max_abs)).collect();
+    peaks.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    let top: Vec<String> = peaks.iter().take(3).map(|(k, m)| format!("{m:.1} into {k}")).collect();
+    let over = peaks.iter().filter(|(_, m)| *m >= 65504.0).count();
+    format!(
+        "calibration: {} of {} tokens ({}); largest matmul inputs |x|: {}; {}",
+        c.tokens,
+        c.available_tokens,
+        c.source,
+        top.join(", "),
+        if over == 0 { "all within fp16 (65504)".to_string() } else { format!("{over} beyond fp16 range") }
+    )
+}
+
 fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
@@ -64,6 +95,7 @@ fn secs(d: Duration) -> String {
 /// The stage bars: a spinner for `lower`, a bar over the `opt` passes, one over packages.
 struct Bars {
     lower: ProgressBar,
+    calibrate: ProgressBar,
     opt: ProgressBar,
     emit: ProgressBar,
 }
@@ -80,12 +112,20 @@ impl Bars {
                 .progress_chars("=> "),
         );
         opt.set_prefix("opt");
-        Bars { lower: spinner, opt, emit: package_bar() }
+        let calibrate = ProgressBar::new(0);
+        calibrate.set_style(
+            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} tokens {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        calibrate.set_prefix("calib");
+        Bars { lower: spinner, calibrate, opt, emit: package_bar() }
     }
 
     fn bar(&self, stage: &str) -> &ProgressBar {
         match stage {
             "lower" => &self.lower,
+            "calibrate" => &self.calibrate,
             "opt" => &self.opt,
             _ => &self.emit,
         }
@@ -94,11 +134,23 @@ impl Bars {
 
 pub fn run_convert(args: ConvertArgs) -> Result<(), CliError> {
     let lut = args.lut()?;
+    if args.calibrate_tokens == Some(0) {
+        return Err(CliError::input("--calibrate-tokens must be at least 1"));
+    }
+    let calibrate = args.calibrate.as_ref().map(|file| CalibOptions {
+        input: file.clone().map_or(CalibInput::Builtin, CalibInput::File),
+        max_tokens: args.calibrate_tokens,
+        ..CalibOptions::builtin()
+    });
+    if calibrate.is_some() && lut.is_off() {
+        return Err(CliError::input("--calibrate tunes palettization, but every --lut-* part is none"));
+    }
     let opts = ConvertOptions {
         lower: args.sizes.lower_options(),
         opt: OptOptions { lut, ..Default::default() },
         layout: args.layout.options(),
         force: args.force,
+        calibrate,
     };
     let bars = Bars::new();
     let emit_progress = on_event(&bars.emit);
@@ -117,6 +169,10 @@ pub fn run_convert(args: ConvertArgs) -> Result<(), CliError> {
             bar.finish_and_clear();
             eprintln!("{stage:>8} done in {}", secs(time));
         }
+        ConvertEvent::Calibrate { done, total } => {
+            bars.calibrate.set_length(total as u64);
+            bars.calibrate.set_position(done as u64);
+        }
         ConvertEvent::PassDone { pass, index, total } => {
             bars.opt.set_length(total as u64);
             bars.opt.set_position(index as u64);
@@ -126,7 +182,7 @@ pub fn run_convert(args: ConvertArgs) -> Result<(), CliError> {
     };
     let model = super::model_arg::resolve_model(&args.model_dir)?;
     let result = convert(&model, &args.output, &opts, &progress);
-    for bar in [&bars.lower, &bars.opt, &bars.emit] {
+    for bar in [&bars.lower, &bars.calibrate, &bars.opt, &bars.emit] {
         bar.finish_and_clear();
     }
     let report = result
@@ -138,11 +194,34 @@ pub fn run_convert(args: ConvertArgs) -> Result<(), CliError> {
     for finding in report.opt.passes.iter().flat_map(|p| &p.notes).filter_map(|n| fp16_range::Finding::parse(n)) {
         eprintln!("warning: {}", finding.note());
     }
+    if let Some(c) = &report.calibration {
+        eprintln!("{}", activation_summary(c));
+    }
     for pass in &report.opt.passes {
         if let PassRun::Palettize(p) = &pass.run
             && p.tensors() > 0
         {
             eprintln!("palettized {} weights in {} tensors ({})", p.elements(), p.tensors(), p.config);
+            for note in pass.notes.iter().filter(|n| n.starts_with("calibrated")) {
+                eprintln!("{note}");
+            }
+            if p.config.auto.iter().any(Option::is_some) {
+                for part in &p.parts {
+                    let mut by_bits: std::collections::BTreeMap<u32, usize> = std::collections::BTreeMap::new();
+                    for t in &part.tensors {
+                        *by_bits.entry(t.bits).or_default() += t.ty.numel();
+                    }
+                    let total: usize = by_bits.values().sum();
+                    if total > 0 {
+                        let avg = by_bits.iter().map(|(b, n)| f64::from(*b) * *n as f64).sum::<f64>() / total as f64;
+                        let mix: Vec<String> = by_bits
+                            .iter()
+                            .map(|(b, n)| format!("{b} bits: {:.0}%", 100.0 * *n as f64 / total as f64))
+                            .collect();
+                        eprintln!("  {}: {avg:.2} bits per weight on average ({})", part.part, mix.join(", "));
+                    }
+                }
+            }
         }
     }
     eprintln!(

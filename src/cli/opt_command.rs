@@ -57,7 +57,7 @@ fn opt_options(args: &OptArgs, names: &[&str]) -> Result<OptOptions, CliError> {
     if args.lut.is_some() && !names.is_empty() && !names.contains(&"palettize") {
         return Err(CliError::input("--lut has no effect: `palettize` is not among --passes"));
     }
-    Ok(OptOptions { lut, measure_lut_error: args.report })
+    Ok(OptOptions { lut, measure_lut_error: args.report, calibration: None })
 }
 
 pub fn opt(args: OptArgs) -> Result<(), CliError> {

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use crate::ir::{Module, TensorType, Type, verify_module};
 use crate::weights::{TensorSource, WeightCache};
 
-use super::{InterpError, Tensor, evaluate};
+use super::eval::{OpObserver, evaluate_observed};
+use super::{InterpError, Tensor};
 use feed::Feed;
 use plan::Plan;
 
@@ -36,6 +37,7 @@ pub struct Session {
     /// When set, every decode step records the hidden state after the embeddings and after
     /// each block (as f32), for layer-by-layer precision studies.
     trace: Option<Vec<Vec<Vec<f32>>>>,
+    observer: Option<Arc<dyn OpObserver>>,
 }
 
 fn positive_attr(module: &Module, key: &str) -> Result<usize, InterpError> {
@@ -105,7 +107,7 @@ impl Session {
                 Ok((n.clone(), zeros))
             })
             .collect::<Result<_, InterpError>>()?;
-        Ok(Session { module, weights, plan, state_types, states, context, batch, vocab, trace: None })
+        Ok(Session { module, weights, plan, state_types, states, context, batch, vocab, trace: None, observer: None })
     }
 
     pub fn module(&self) -> &Module {
@@ -153,6 +155,12 @@ impl Session {
     }
 
     /// The recorded decode steps: `[step][stage]` hidden states as f32.
+    /// Calls `observer` before every op of every function this session runs from now on
+    /// (`None` stops it).
+    pub fn set_observer(&mut self, observer: Option<Arc<dyn OpObserver>>) {
+        self.observer = observer;
+    }
+
     pub fn take_trace(&mut self) -> Vec<Vec<Vec<f32>>> {
         self.trace.take().unwrap_or_default()
     }
@@ -169,7 +177,8 @@ impl Session {
     fn run(&mut self, func: &str, feed: &Feed<'_>, want: &[&str]) -> Result<Tensor, InterpError> {
         let f = self.module.function(func).ok_or_else(|| InterpError::UnknownFunction { func: func.into() })?;
         let inputs = feed::inputs(f, feed)?;
-        let mut outputs = evaluate(&self.module, func, &inputs, &mut self.states, &self.weights)?;
+        let mut outputs =
+            evaluate_observed(&self.module, func, &inputs, &mut self.states, &self.weights, self.observer.as_deref())?;
         let only = if outputs.len() == 1 { outputs.drain().next().map(|(_, t)| t) } else { None };
         if let Some(t) = only {
             return Ok(t);
@@ -184,7 +193,8 @@ impl Session {
         let f = self.module.function(func).ok_or_else(|| InterpError::UnknownFunction { func: func.into() })?;
         let names: Vec<String> = f.outputs.iter().map(|o| o.name.clone()).collect();
         let inputs = feed::inputs(f, feed)?;
-        let mut outputs = evaluate(&self.module, func, &inputs, &mut self.states, &self.weights)?;
+        let mut outputs =
+            evaluate_observed(&self.module, func, &inputs, &mut self.states, &self.weights, self.observer.as_deref())?;
         names
             .iter()
             .map(|n| outputs.remove(n).ok_or_else(|| InterpError::Driver(format!("@{func} did not return {n}"))))

@@ -41,6 +41,13 @@ struct StateBinding {
     current: Arc<Tensor>,
 }
 
+/// Sees every op of a call just before it runs, with its tensor operands (`None` for a
+/// state operand). Calibration uses it to record the inputs of matmuls; an observer must not
+/// assume anything about call order across functions.
+pub trait OpObserver: Send + Sync {
+    fn before(&self, module: &Module, f: &Function, node: &Node, operands: &[Option<&Tensor>]);
+}
+
 /// Evaluates `func_name` of `module`. See the module docs for binding and checking rules.
 /// Returns the outputs by output name.
 pub fn evaluate(
@@ -49,6 +56,18 @@ pub fn evaluate(
     inputs: &HashMap<String, Tensor>,
     states: &mut HashMap<String, Tensor>,
     weights: &WeightCache,
+) -> Result<HashMap<String, Tensor>, InterpError> {
+    evaluate_observed(module, func_name, inputs, states, weights, None)
+}
+
+/// [`evaluate`] with an [`OpObserver`] called before each op.
+pub fn evaluate_observed(
+    module: &Module,
+    func_name: &str,
+    inputs: &HashMap<String, Tensor>,
+    states: &mut HashMap<String, Tensor>,
+    weights: &WeightCache,
+    observer: Option<&dyn OpObserver>,
 ) -> Result<HashMap<String, Tensor>, InterpError> {
     let f = module.function(func_name).ok_or_else(|| InterpError::UnknownFunction { func: func_name.to_string() })?;
     let input_err =
@@ -95,7 +114,7 @@ pub fn evaluate(
         env[id.index()] = Some(slot);
     }
 
-    let result = run_body(module, f, env, &mut bindings, weights);
+    let result = run_body(module, f, env, &mut bindings, weights, observer);
     let ok = result.is_ok();
     for b in bindings {
         let keep = if ok { b.current } else { b.original };
@@ -134,6 +153,7 @@ fn run_body(
     mut env: Vec<Option<Slot>>,
     bindings: &mut [StateBinding],
     weights: &WeightCache,
+    observer: Option<&dyn OpObserver>,
 ) -> Result<HashMap<String, Tensor>, InterpError> {
     let last = last_uses(f);
     let weight_type = |name: &str| module.weight(name).map(|w| w.ty.clone());
@@ -179,6 +199,16 @@ fn run_body(
             }
         }
 
+        if let Some(obs) = observer {
+            let operands: Vec<Option<&Tensor>> = args
+                .iter()
+                .map(|a| match a {
+                    Slot::Tensor(t) => Some(t.as_ref()),
+                    Slot::State(_) => None,
+                })
+                .collect();
+            obs.before(module, f, node, &operands);
+        }
         let results = execute(node, args, bindings, weights).map_err(|e| match e {
             ExecError::Op(message) => fail(message),
             ExecError::Weight(weight, source) => {

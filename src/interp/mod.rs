@@ -27,5 +27,5 @@ pub mod tensor;
 
 pub use driver::Session;
 pub use error::InterpError;
-pub use eval::evaluate;
+pub use eval::{OpObserver, evaluate, evaluate_observed};
 pub use tensor::{Data, Tensor, TensorError};

@@ -163,6 +163,11 @@ impl AttrMap {
         }
     }
 
+    /// A float list that may be absent.
+    pub fn opt_floats(&mut self, key: &str) -> Result<Option<Vec<f64>>, String> {
+        if self.entries.contains_key(key) { self.floats(key).map(Some) } else { Ok(None) }
+    }
+
     /// Fails if any attribute was not consumed.
     pub fn finish(self) -> Result<(), String> {
         match self.entries.keys().next() {

@@ -556,10 +556,11 @@ fn build_recipe(name: &str, mut inputs: Vec<Recipe>, mut a: AttrMap) -> Result<R
             let input = single(&mut inputs)?;
             let bits = u32::try_from(a.int("bits")?).map_err(|_| "`bits` must be between 1 and 8".to_string())?;
             let group_size = to_usize(a.int("group_size")?, "group_size")?;
+            let importance = a.opt_floats("importance")?;
             if name == "lut_indices" {
-                Recipe::LutIndices { input, bits, group_size }
+                Recipe::LutIndices { input, bits, group_size, importance }
             } else {
-                Recipe::LutTable { input, bits, group_size }
+                Recipe::LutTable { input, bits, group_size, importance }
             }
         }
         other => {

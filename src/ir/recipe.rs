@@ -29,10 +29,12 @@ pub enum Recipe {
     /// RoPE sine table, same layout as `RopeCos`.
     RopeSin { inv_freq: Vec<f64>, len: usize, scale: f64, dtype: DType },
     /// LUT palettization indices of a float tensor: `uint{bits}` of the same shape, from 1-D
-    /// k-means per group of `group_size` rows of axis 0 (see `crate::quant`).
-    LutIndices { input: Box<Recipe>, bits: u32, group_size: usize },
+    /// k-means per group of `group_size` rows of axis 0 (see `crate::quant`). With
+    /// `importance` (one finite positive weight per index of axis 1, from calibration), the
+    /// k-means objective weights each element by its input channel's entry.
+    LutIndices { input: Box<Recipe>, bits: u32, group_size: usize, importance: Option<Vec<f64>> },
     /// The matching lookup tables: `fp16[d0 / group_size, 2^bits]`.
-    LutTable { input: Box<Recipe>, bits: u32, group_size: usize },
+    LutTable { input: Box<Recipe>, bits: u32, group_size: usize, importance: Option<Vec<f64>> },
 }
 
 impl Recipe {
@@ -141,13 +143,18 @@ impl Recipe {
                 }
                 Ok(TensorType::new(*dtype, vec![*len, 2 * inv_freq.len()]))
             }
-            Recipe::LutIndices { input, bits, group_size } | Recipe::LutTable { input, bits, group_size } => {
+            Recipe::LutIndices { input, bits, group_size, importance }
+            | Recipe::LutTable { input, bits, group_size, importance } => {
                 let t = input.infer_type()?;
                 let name = self.name();
                 let index = lut_index_dtype(*bits)
                     .ok_or_else(|| format!("recipe {name}: bits must be 1, 2, 3, 4, 6 or 8, got {bits}"))?;
                 if !t.dtype.is_float() {
                     return Err(format!("recipe {name}: needs a float tensor, got {t}"));
+                }
+                if let Some(imp) = importance {
+                    crate::quant::weighted::check_importance(imp, &t.shape)
+                        .map_err(|m| format!("recipe {name}: {m}"))?;
                 }
                 match t.shape.first() {
                     Some(&d0) if *group_size > 0 && d0.is_multiple_of(*group_size) => Ok(match self {
@@ -221,8 +228,14 @@ impl fmt::Display for Recipe {
                     format_float(*scale)
                 )
             }
-            Recipe::LutIndices { input, bits, group_size } | Recipe::LutTable { input, bits, group_size } => {
-                write!(f, "{}({input}, bits = {bits}, group_size = {group_size})", self.name())
+            Recipe::LutIndices { input, bits, group_size, importance }
+            | Recipe::LutTable { input, bits, group_size, importance } => {
+                write!(f, "{}({input}, bits = {bits}, group_size = {group_size}", self.name())?;
+                if let Some(imp) = importance {
+                    let items: Vec<String> = imp.iter().map(|x| format_float(*x)).collect();
+                    write!(f, ", importance = [{}]", items.join(", "))?;
+                }
+                f.write_str(")")
             }
         }
     }

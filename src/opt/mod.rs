@@ -57,6 +57,9 @@ pub struct OptOptions {
     /// weights will, and needs the checkpoint named by the module's `checkpoint` attribute;
     /// without it the report says the error was not measured.
     pub measure_lut_error: bool,
+    /// Activation statistics (`convert --calibrate`): the palettize pass weights its k-means
+    /// by them and picks the better table per weight (`crate::quant::tuning`).
+    pub calibration: Option<std::sync::Arc<crate::calib::Calibration>>,
 }
 
 /// Why `opt` failed.

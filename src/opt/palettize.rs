@@ -20,11 +20,13 @@ use std::time::{Duration, Instant};
 
 use crate::ir::Module;
 use crate::quant::palettize::relative_error;
-use crate::quant::{LutConfig, LutDecision, Part, function_part, palettize_module, palettize_tensor, plan_module};
+use crate::quant::transform::{palettize_module_tuned, plan_module_tuned};
+use crate::quant::tuning::{Tuning, tune};
+use crate::quant::{LutConfig, LutDecision, Part, function_part, palettize_tensor_weighted, plan_module};
 
 use super::OptOptions;
 use super::passes::Transformed;
-use super::report::{LutPartReport, LutTensorReport, PalettizeReport, PassRun};
+use super::report::{CalibratedChoice, LutPartReport, LutTensorReport, PalettizeReport, PassRun};
 use super::weight_values::weight_cache;
 
 /// The pass: see the module docs.
@@ -37,10 +39,34 @@ pub fn run(m: &Module, opts: &OptOptions) -> Result<Transformed, String> {
         let why = "no part has LUT bits (`--lut` not given, or every part `none`)".to_string();
         return Ok(Transformed { module: m.clone(), notes: Vec::new(), run: report(Some(why), Vec::new()) });
     }
-    let plan = plan_module(m, cfg).map_err(|e| e.to_string())?;
-    let module = palettize_module(m, cfg).map_err(|e| e.to_string())?;
-    let mut parts = part_reports(m, &module, &plan, cfg);
     let mut notes = Vec::new();
+    let tuning = if opts.calibration.is_some() || cfg.auto.iter().any(Option::is_some) {
+        let first = plan_module(m, cfg).map_err(|e| e.to_string())?;
+        let cache = weight_cache(m)?;
+        let load = |name: &str| -> Result<(Vec<f32>, Vec<usize>), String> {
+            let t = cache.get_uncached(name).map_err(|e| format!("@{name}: {e}"))?;
+            Ok((t.to_f32_vec(), t.shape().to_vec()))
+        };
+        let t = tune(m, &first, cfg, opts.calibration.as_deref(), &load)?;
+        if let Some(c) = &opts.calibration {
+            let weighted = t.weights.values().filter(|w| w.importance.is_some()).count();
+            notes.push(format!(
+                "calibrated on {} of {} tokens ({}): {} of {} weights use the sensitivity-weighted table, scored on {} sampled rows each",
+                c.tokens,
+                c.available_tokens,
+                c.source,
+                weighted,
+                t.weights.len(),
+                t.samples_used
+            ));
+        }
+        Some(t)
+    } else {
+        None
+    };
+    let plan = plan_module_tuned(m, cfg, tuning.as_ref()).map_err(|e| e.to_string())?;
+    let module = palettize_module_tuned(m, cfg, tuning.as_ref()).map_err(|e| e.to_string())?;
+    let mut parts = part_reports(m, &module, &plan, cfg, tuning.as_ref());
     if plan.is_empty() {
         notes.push(format!(
             "no eligible weight: a float weight of rank ≥ 2 with ≥ {} elements and axis 0 a multiple of {}, \
@@ -49,7 +75,7 @@ pub fn run(m: &Module, opts: &OptOptions) -> Result<Transformed, String> {
         ));
     } else if !opts.measure_lut_error {
         notes.push("reconstruction error not measured (not requested)".into());
-    } else if let Err(why) = measure(m, &mut parts, cfg.group_size) {
+    } else if let Err(why) = measure(m, &mut parts, cfg.group_size, tuning.as_ref()) {
         notes.push(format!("reconstruction error not measured: {why}"));
         for t in parts.iter_mut().flat_map(|p| p.tensors.iter_mut()) {
             t.rel_error = None;
@@ -62,7 +88,13 @@ pub fn run(m: &Module, opts: &OptOptions) -> Result<Transformed, String> {
 }
 
 /// The distinct weights of `plan` per part, in first-use order.
-fn part_reports(before: &Module, after: &Module, plan: &[LutDecision], cfg: &LutConfig) -> Vec<LutPartReport> {
+fn part_reports(
+    before: &Module,
+    after: &Module,
+    plan: &[LutDecision],
+    cfg: &LutConfig,
+    tuning: Option<&Tuning>,
+) -> Vec<LutPartReport> {
     Part::ALL
         .into_iter()
         .map(|part| {
@@ -79,9 +111,18 @@ fn part_reports(before: &Module, after: &Module, plan: &[LutDecision], cfg: &Lut
                     table: d.table.clone(),
                     table_ty: table.ty.clone(),
                     rel_error: None,
+                    bits: d.bits,
+                    calibrated: tuning
+                        .and_then(|t| t.weights.get(&d.weight))
+                        .filter(|w| w.sample_error.is_some() || w.importance.is_some())
+                        .map(|w| CalibratedChoice {
+                            weighted: w.importance.is_some(),
+                            sample_error: w.sample_error,
+                            other_error: w.other_error,
+                        }),
                 });
             }
-            LutPartReport { part: part.name(), bits: cfg.bits(part), tensors, time: None }
+            LutPartReport { part: part.name(), bits: cfg.name_bits(part), tensors, time: None }
         })
         .collect()
 }
@@ -89,11 +130,13 @@ fn part_reports(before: &Module, after: &Module, plan: &[LutDecision], cfg: &Lut
 /// Palettizes every reported weight of `m` (read from its checkpoint) and records its
 /// reconstruction error and, per part, the k-means time. A weight shared by two parts at
 /// the same width is palettized once.
-fn measure(m: &Module, parts: &mut [LutPartReport], group_size: usize) -> Result<(), String> {
+fn measure(m: &Module, parts: &mut [LutPartReport], group_size: usize, tuning: Option<&Tuning>) -> Result<(), String> {
     let cache = weight_cache(m)?;
     let mut done: HashMap<String, f64> = HashMap::new();
     for p in parts.iter_mut() {
-        let Some(bits) = p.bits else { continue };
+        if p.bits.is_none() {
+            continue;
+        }
         let mut time = Duration::ZERO;
         for t in &mut p.tensors {
             if let Some(&e) = done.get(&t.indices) {
@@ -103,7 +146,8 @@ fn measure(m: &Module, parts: &mut [LutPartReport], group_size: usize) -> Result
             let dense = cache.get_uncached(&t.weight).map_err(|e| format!("@{}: {e}", t.weight))?;
             let values = dense.to_f32_vec();
             let start = Instant::now();
-            let lut = palettize_tensor(&values, dense.shape(), bits, group_size)
+            let importance = tuning.and_then(|tu| tu.weights.get(&t.weight)).and_then(|w| w.importance.as_deref());
+            let lut = palettize_tensor_weighted(&values, dense.shape(), t.bits, group_size, importance)
                 .map_err(|e| format!("@{}: {e}", t.weight))?;
             time += start.elapsed();
             let e = relative_error(&values, &lut.dense());

@@ -56,6 +56,19 @@ pub struct LutTensorReport {
     /// ‖W − Ŵ‖/‖W‖ of the weight's values `W` and their reconstruction `Ŵ` from indices and
     /// table; `None` when not measured.
     pub rel_error: Option<f64>,
+    /// Index bits of this weight (differs from the part's under `auto:B`).
+    pub bits: u32,
+    /// With calibration: whether the sensitivity-weighted table was chosen, and the relative
+    /// output error on the calibration samples of the chosen and the other table.
+    pub calibrated: Option<CalibratedChoice>,
+}
+
+/// What calibration decided for one palettized weight (see `crate::quant::tuning`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CalibratedChoice {
+    pub weighted: bool,
+    pub sample_error: Option<f64>,
+    pub other_error: Option<f64>,
 }
 
 /// One part (`ffn`, `lm_head`, `embed`) of the `palettize` pass.
@@ -273,13 +286,35 @@ impl PassReport {
             }
             for t in &p.tensors {
                 write!(f, "    @{} : {} → tables {}", t.weight, t.ty, t.table_ty)?;
-                match t.rel_error {
-                    Some(e) => writeln!(f, ", rel. error {e:.4}")?,
-                    None => writeln!(f)?,
+                if Some(t.bits) != p.bits || r.config.budget(part_index(p.part)).is_some() {
+                    write!(f, ", {} bits", t.bits)?;
                 }
+                if let Some(e) = t.rel_error {
+                    write!(f, ", rel. error {e:.4}")?;
+                }
+                if let Some(c) = &t.calibrated {
+                    write!(f, ", {} table", if c.weighted { "weighted" } else { "plain" })?;
+                    if let (Some(a), Some(b)) = (c.sample_error, c.other_error) {
+                        write!(
+                            f,
+                            " (calibrated output error {a:.5}, {} {b:.5})",
+                            if c.weighted { "plain" } else { "weighted" }
+                        )?;
+                    }
+                }
+                writeln!(f)?;
             }
         }
         Ok(())
+    }
+}
+
+/// Position of a part name in `LutConfig::auto`.
+fn part_index(part: &str) -> usize {
+    match part {
+        "ffn" => 0,
+        "lm_head" => 1,
+        _ => 2,
     }
 }
 

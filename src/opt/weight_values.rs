@@ -49,13 +49,13 @@ pub fn weight_cache(m: &Module) -> Result<WeightCache, String> {
     Ok(WeightCache::new(m, module_checkpoint(m)?))
 }
 
-/// The checkpoint named by `m`'s `checkpoint` attribute, opened; fails with the reason when
-/// that folder is not available.
+/// The checkpoint named by `m`'s `checkpoint` attribute (a folder or a GGUF file), opened;
+/// fails with the reason when it is not available.
 pub fn module_checkpoint(m: &Module) -> Result<Arc<Checkpoint>, String> {
     let dir = m.attr_str("checkpoint").ok_or("the module has no `checkpoint` attribute")?;
     let path = Path::new(dir);
-    if !path.is_dir() {
-        return Err(format!("checkpoint folder `{dir}` is not readable from here"));
+    if !path.is_dir() && !(path.is_file() && crate::gguf::is_gguf_path(path)) {
+        return Err(format!("checkpoint `{dir}` is not readable from here"));
     }
     Checkpoint::open(path).map(Arc::new).map_err(|e| e.to_string())
 }

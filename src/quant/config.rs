@@ -23,7 +23,15 @@ pub struct LutConfig {
     /// which palettizes a const only if it has *more than* `weight_threshold = 2048`
     /// elements.
     pub min_elements: usize,
+    /// Mixed bits (`auto:B`): per part (ffn, lm_head, embed), an average-bits budget in
+    /// hundredths of a bit. Such a part's `ffn`/`lm_head`/`embed` entry holds
+    /// [`AUTO_PLACEHOLDER_BITS`]; each weight's bits are chosen by measured sensitivity
+    /// (`crate::quant::tuning`).
+    pub auto: [Option<u32>; 3],
 }
+
+/// The bits an `auto:B` part carries until the tuning decides per weight.
+pub const AUTO_PLACEHOLDER_BITS: u32 = 8;
 
 impl Default for LutConfig {
     /// Nothing palettized; ANEMLL's group size and coremltools' threshold.
@@ -34,7 +42,20 @@ impl Default for LutConfig {
             embed: None,
             group_size: LutConfig::DEFAULT_GROUP_SIZE,
             min_elements: LutConfig::DEFAULT_MIN_ELEMENTS,
+            auto: [None; 3],
         }
+    }
+}
+
+/// `auto:B` (an average-bits budget, 1 ≤ B ≤ 8, in hundredths), or `None` for anything else.
+fn parse_auto(part: Option<&str>, value: &str) -> Result<Option<u32>, QuantError> {
+    let Some(budget) = value.trim().strip_prefix("auto:") else { return Ok(None) };
+    match budget.trim().parse::<f64>() {
+        Ok(b) if (1.0..=8.0).contains(&b) => Ok(Some((b * 100.0).round() as u32)),
+        _ => Err(QuantError::Config(format!(
+            "--lut: {}`auto:B` needs an average-bits budget B between 1 and 8, got `{budget}`",
+            part.map_or(String::new(), |p| format!("{p}: "))
+        ))),
     }
 }
 
@@ -71,6 +92,12 @@ impl LutConfig {
             return Err(QuantError::Config("--lut: empty; expected e.g. `ffn=6,lm_head=6,embed=none`".into()));
         }
         if !spec.contains('=') {
+            if let Some(budget) = parse_auto(None, spec)? {
+                cfg.ffn = Some(AUTO_PLACEHOLDER_BITS);
+                cfg.lm_head = Some(AUTO_PLACEHOLDER_BITS);
+                cfg.auto = [Some(budget), Some(budget), None];
+                return Ok(cfg);
+            }
             let bits = parse_bits(None, spec)?;
             cfg.ffn = bits;
             cfg.lm_head = bits;
@@ -82,10 +109,10 @@ impl LutConfig {
                 return Err(QuantError::Config(format!("--lut: `{}` is not `part=bits`", item.trim())));
             };
             let key = key.trim();
-            let slot = match key {
-                "ffn" => &mut cfg.ffn,
-                "lm_head" => &mut cfg.lm_head,
-                "embed" => &mut cfg.embed,
+            let (slot, index) = match key {
+                "ffn" => (&mut cfg.ffn, 0),
+                "lm_head" => (&mut cfg.lm_head, 1),
+                "embed" => (&mut cfg.embed, 2),
                 _ => {
                     return Err(QuantError::Config(format!(
                         "--lut: unknown part `{key}`; the parts are ffn, lm_head and embed"
@@ -96,7 +123,12 @@ impl LutConfig {
                 return Err(QuantError::Config(format!("--lut: part `{key}` given twice")));
             }
             seen.push(key);
-            *slot = parse_bits(Some(key), value)?;
+            if let Some(budget) = parse_auto(Some(key), value)? {
+                *slot = Some(AUTO_PLACEHOLDER_BITS);
+                cfg.auto[index] = Some(budget);
+            } else {
+                *slot = parse_bits(Some(key), value)?;
+            }
         }
         Ok(cfg)
     }
@@ -115,6 +147,11 @@ impl LutConfig {
         self
     }
 
+    /// The average-bits budget of an `auto:B` part, in bits.
+    pub fn budget(&self, part_index: usize) -> Option<f64> {
+        self.auto.get(part_index).copied().flatten().map(|c| f64::from(c) / 100.0)
+    }
+
     /// True if no part is palettized.
     pub fn is_off(&self) -> bool {
         self.ffn.is_none() && self.lm_head.is_none() && self.embed.is_none()
@@ -124,8 +161,17 @@ impl LutConfig {
 impl fmt::Display for LutConfig {
     /// The `--lut` syntax, all three parts spelled out.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = |v: Option<u32>| v.map_or("none".to_string(), |b| b.to_string());
-        write!(f, "ffn={},lm_head={},embed={}", b(self.ffn), b(self.lm_head), b(self.embed))
+        let b = |v: Option<u32>, auto: Option<u32>| match auto {
+            Some(c) => format!("auto:{}", c as f64 / 100.0),
+            None => v.map_or("none".to_string(), |b| b.to_string()),
+        };
+        write!(
+            f,
+            "ffn={},lm_head={},embed={}",
+            b(self.ffn, self.auto[0]),
+            b(self.lm_head, self.auto[1]),
+            b(self.embed, self.auto[2])
+        )
     }
 }
 
@@ -145,6 +191,13 @@ mod tests {
         assert_eq!((c.ffn, c.lm_head, c.embed), (Some(4), Some(4), None));
         assert!(LutConfig::parse("none").unwrap().is_off());
         assert_eq!(LutConfig::parse("ffn=2").unwrap().with_group_size(16).group_size, 16);
+        let c = LutConfig::parse("ffn=auto:4.5,lm_head=6").unwrap();
+        assert_eq!((c.ffn, c.lm_head, c.auto), (Some(AUTO_PLACEHOLDER_BITS), Some(6), [Some(450), None, None]));
+        assert_eq!(c.to_string(), "ffn=auto:4.5,lm_head=6,embed=none");
+        assert_eq!(LutConfig::parse(&c.to_string()).unwrap(), c);
+        assert_eq!(LutConfig::parse("auto:3").unwrap().auto, [Some(300), Some(300), None]);
+        assert!(LutConfig::parse("ffn=auto:9").unwrap_err().to_string().contains("between 1 and 8"));
+        assert!(LutConfig::parse("ffn=auto:x").is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::QuantError;
-use super::palettize::{Palettized, palettize_tensor};
+use super::palettize::{Palettized, palettize_tensor_weighted};
 
 /// Which half of a palettization a recipe wants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,15 +26,24 @@ struct Entry {
     shape: Vec<usize>,
     bits: u32,
     group_size: usize,
+    importance: Option<Vec<f64>>,
     values: Vec<f32>,
     result: Arc<Palettized>,
     taken: [bool; 2],
 }
 
 impl Entry {
-    fn matches(&self, values: &[f32], shape: &[usize], bits: u32, group_size: usize) -> bool {
+    fn matches(
+        &self,
+        values: &[f32],
+        shape: &[usize],
+        bits: u32,
+        group_size: usize,
+        importance: Option<&[f64]>,
+    ) -> bool {
         self.bits == bits
             && self.group_size == group_size
+            && self.importance.as_deref() == importance
             && self.shape == shape
             && self.values.len() == values.len()
             && self.values.iter().zip(values).all(|(a, b)| a.to_bits() == b.to_bits())
@@ -66,12 +75,13 @@ impl PaletteMemo {
         shape: &[usize],
         bits: u32,
         group_size: usize,
+        importance: Option<&[f64]>,
         part: LutPart,
     ) -> Result<Arc<Palettized>, QuantError> {
         let slot = part as usize;
         {
             let mut entries = self.lock();
-            if let Some(pos) = entries.iter().position(|e| e.matches(&values, shape, bits, group_size)) {
+            if let Some(pos) = entries.iter().position(|e| e.matches(&values, shape, bits, group_size, importance)) {
                 let e = &mut entries[pos];
                 e.taken[slot] = true;
                 let result = e.result.clone();
@@ -81,7 +91,7 @@ impl PaletteMemo {
                 return Ok(result);
             }
         }
-        let result = Arc::new(palettize_tensor(&values, shape, bits, group_size)?);
+        let result = Arc::new(palettize_tensor_weighted(&values, shape, bits, group_size, importance)?);
         self.computed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut entries = self.lock();
         if entries.len() >= Self::CAPACITY {
@@ -89,7 +99,15 @@ impl PaletteMemo {
         }
         let mut taken = [false; 2];
         taken[slot] = true;
-        entries.push(Entry { shape: shape.to_vec(), bits, group_size, values, result: result.clone(), taken });
+        entries.push(Entry {
+            shape: shape.to_vec(),
+            bits,
+            group_size,
+            importance: importance.map(<[f64]>::to_vec),
+            values,
+            result: result.clone(),
+            taken,
+        });
         Ok(result)
     }
 
@@ -130,27 +148,27 @@ mod tests {
     #[test]
     fn both_parts_share_one_computation_then_the_entry_goes() {
         let memo = PaletteMemo::default();
-        let a = memo.get(vals(0.0), &[16, 16], 4, 8, LutPart::Indices).unwrap();
+        let a = memo.get(vals(0.0), &[16, 16], 4, 8, None, LutPart::Indices).unwrap();
         assert_eq!((memo.computed(), memo.len()), (1, 1));
-        let b = memo.get(vals(0.0), &[16, 16], 4, 8, LutPart::Table).unwrap();
+        let b = memo.get(vals(0.0), &[16, 16], 4, 8, None, LutPart::Table).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!((memo.computed(), memo.len()), (1, 0));
         // Different values, bits or grouping are different keys.
-        memo.get(vals(1.0), &[16, 16], 4, 8, LutPart::Table).unwrap();
-        memo.get(vals(0.0), &[16, 16], 6, 8, LutPart::Table).unwrap();
-        memo.get(vals(0.0), &[16, 16], 4, 4, LutPart::Table).unwrap();
+        memo.get(vals(1.0), &[16, 16], 4, 8, None, LutPart::Table).unwrap();
+        memo.get(vals(0.0), &[16, 16], 6, 8, None, LutPart::Table).unwrap();
+        memo.get(vals(0.0), &[16, 16], 4, 4, None, LutPart::Table).unwrap();
         assert_eq!((memo.computed(), memo.len()), (4, 3));
     }
 
     #[test]
     fn capacity_is_bounded_and_a_miss_recomputes_the_same_bits() {
         let memo = PaletteMemo::default();
-        let first = memo.get(vals(0.0), &[16, 16], 2, 8, LutPart::Indices).unwrap();
+        let first = memo.get(vals(0.0), &[16, 16], 2, 8, None, LutPart::Indices).unwrap();
         for s in 1..=PaletteMemo::CAPACITY {
-            memo.get(vals(s as f32), &[16, 16], 2, 8, LutPart::Indices).unwrap();
+            memo.get(vals(s as f32), &[16, 16], 2, 8, None, LutPart::Indices).unwrap();
         }
         assert_eq!(memo.len(), PaletteMemo::CAPACITY);
-        let again = memo.get(vals(0.0), &[16, 16], 2, 8, LutPart::Table).unwrap();
+        let again = memo.get(vals(0.0), &[16, 16], 2, 8, None, LutPart::Table).unwrap();
         assert!(!Arc::ptr_eq(&first, &again));
         assert_eq!(*first, *again);
     }

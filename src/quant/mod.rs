@@ -5,6 +5,8 @@
 //! - [`lagrangian`]: the faster exact solver it uses first (a penalty per cluster, searched).
 //! - [`palettize`]: [`palettize_tensor`], one table per `group_size` rows of axis 0, in
 //!   parallel over groups.
+//! - [`weighted`]: sensitivity weights per input channel (calibrated `E[x_j²]`) for the
+//!   same exact solver.
 //! - [`memo`]: [`PaletteMemo`], so that a weight's two recipes run k-means once.
 //! - [`config`]: [`LutConfig`] and its CLI syntax (`ffn=6,lm_head=6,embed=none`).
 //! - [`transform`]: [`palettize_module`], which replaces eligible weights by `lut_to_dense`
@@ -18,10 +20,12 @@ pub mod lagrangian;
 pub mod memo;
 pub mod palettize;
 pub mod transform;
+pub mod tuning;
+pub mod weighted;
 
 pub use config::LutConfig;
 pub use memo::{LutPart, PaletteMemo};
-pub use palettize::{Palettized, SUPPORTED_BITS, palettize_tensor, relative_error};
+pub use palettize::{Palettized, SUPPORTED_BITS, palettize_tensor, palettize_tensor_weighted, relative_error};
 pub use transform::{ATTR_GROUP_SIZE, LutDecision, Part, function_part, palettize_module, plan_module};
 
 use crate::interp::Tensor;
@@ -51,12 +55,18 @@ pub enum QuantError {
 /// Materialises a `lut_indices` (`part = Indices`: `uint{bits}`, the input's shape) or
 /// `lut_table` (`part = Table`: `fp16[G, 2^bits]`) recipe from its evaluated float input,
 /// palettizing through [`PaletteMemo::global`].
-pub fn materialize_lut(input: &Tensor, bits: u32, group_size: usize, part: LutPart) -> Result<Tensor, QuantError> {
+pub fn materialize_lut(
+    input: &Tensor,
+    bits: u32,
+    group_size: usize,
+    importance: Option<&[f64]>,
+    part: LutPart,
+) -> Result<Tensor, QuantError> {
     let values = input
         .as_f32()
         .ok_or_else(|| QuantError::Transform(format!("needs a float tensor, got {}", input.tensor_type())))?;
     let shape = input.shape().to_vec();
-    let p = PaletteMemo::global().get(values.iter().copied().collect(), &shape, bits, group_size, part)?;
+    let p = PaletteMemo::global().get(values.iter().copied().collect(), &shape, bits, group_size, importance, part)?;
     let tensor = match part {
         LutPart::Indices => {
             let dtype = lut_index_dtype(bits).ok_or(QuantError::Bits { bits })?;

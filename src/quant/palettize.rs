@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use super::QuantError;
 use super::kmeans::{assign, assign_keys, fp16_keys, histogram_of_keys, table_from_histogram};
+use super::weighted::{channel_of, check_importance, weighted_histogram_of_keys};
 
 /// Index widths `lut_to_dense` supports (the iOS18 `constexpr_lut_to_dense` widths).
 pub const SUPPORTED_BITS: [u32; 6] = [1, 2, 3, 4, 6, 8];
@@ -81,7 +82,26 @@ pub fn palettize_tensor(
     bits: u32,
     group_size: usize,
 ) -> Result<Palettized, QuantError> {
+    palettize_tensor_weighted(values, shape, bits, group_size, None)
+}
+
+/// [`palettize_tensor`] with an optional sensitivity weight per input channel (axis 1):
+/// element `[i, j, …]` counts in the k-means objective with `importance[j]` (see
+/// [`super::weighted`]). `None` is the plain, unweighted palettization.
+///
+/// Errors as [`palettize_tensor`], plus an importance vector that does not match axis 1 or
+/// holds a non-finite or non-positive entry.
+pub fn palettize_tensor_weighted(
+    values: &[f32],
+    shape: &[usize],
+    bits: u32,
+    group_size: usize,
+    importance: Option<&[f64]>,
+) -> Result<Palettized, QuantError> {
     check_bits(bits)?;
+    if let Some(imp) = importance {
+        check_importance(imp, shape).map_err(|message| QuantError::Shape { shape: shape.to_vec(), message })?;
+    }
     let numel = check_grouping(shape, group_size)?;
     if numel != values.len() {
         return Err(QuantError::Shape {
@@ -97,11 +117,17 @@ pub fn palettize_tensor(
     let group_len = numel / groups;
     let mut indices = vec![0u8; numel];
     let mut lut = vec![0f32; groups * k];
+    let channel = channel_of(shape);
     values.par_chunks(group_len).zip(indices.par_chunks_mut(group_len)).zip(lut.par_chunks_mut(k)).for_each(
         |((vals, idx), table)| {
             // One rounding pass gives the keys for both the histogram and the assignment.
             let (keys, exact) = fp16_keys(vals);
-            let hist = histogram_of_keys(&keys);
+            let hist = match importance {
+                // Groups are whole rows, so element e of a group is element e of its first row
+                // onwards: the channel pattern restarts at every group.
+                Some(imp) => weighted_histogram_of_keys(&keys, |e| imp[channel(e)]),
+                None => histogram_of_keys(&keys),
+            };
             table.copy_from_slice(&table_from_histogram(&hist, k));
             if exact {
                 assign_keys(&keys, &hist, table, idx);

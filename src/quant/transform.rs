@@ -32,6 +32,7 @@ use crate::ir::{AttrValue, DType, Function, Module, Op, Output, Recipe, TensorTy
 
 use super::QuantError;
 use super::config::LutConfig;
+use super::tuning::Tuning;
 
 /// The part of a model a function belongs to, for [`LutConfig`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,6 +52,15 @@ impl Part {
             Part::Ffn => "ffn",
             Part::LmHead => "lm_head",
             Part::Embed => "embed",
+        }
+    }
+
+    /// Position in [`LutConfig::auto`].
+    pub fn index(self) -> usize {
+        match self {
+            Part::Ffn => 0,
+            Part::LmHead => 1,
+            Part::Embed => 2,
         }
     }
 
@@ -93,6 +103,16 @@ impl LutConfig {
             Part::Embed => self.embed,
         }
     }
+
+    /// The bits that name a part in file names and module attributes: its bits, or for
+    /// `auto:B` the budget rounded to the nearest integer (ANEMLL's runtimes read an integer;
+    /// the per-weight bits are in the report).
+    pub fn name_bits(&self, part: Part) -> Option<u32> {
+        match self.budget(part.index()) {
+            Some(b) => Some(b.round() as u32),
+            None => self.bits(part),
+        }
+    }
 }
 
 /// One planned replacement: the `weight @weight` node defining `%value` in `function`
@@ -127,6 +147,15 @@ fn eligible_weight(w: &Weight, cfg: &LutConfig) -> bool {
 
 /// The replacements [`palettize_module`] makes, in function and node order.
 pub fn plan_module(module: &Module, cfg: &LutConfig) -> Result<Vec<LutDecision>, QuantError> {
+    plan_module_tuned(module, cfg, None)
+}
+
+/// [`plan_module`] with per-weight bits from `tuning` where it has them.
+pub fn plan_module_tuned(
+    module: &Module,
+    cfg: &LutConfig,
+    tuning: Option<&Tuning>,
+) -> Result<Vec<LutDecision>, QuantError> {
     for bits in [cfg.ffn, cfg.lm_head, cfg.embed].into_iter().flatten() {
         super::palettize::check_bits(bits)?;
     }
@@ -141,6 +170,8 @@ pub fn plan_module(module: &Module, cfg: &LutConfig) -> Result<Vec<LutDecision>,
             let Op::Weight { name } = &node.op else { continue };
             let (Some(&v), Some(w)) = (node.results.first(), module.weight(name)) else { continue };
             if eligible_weight(w, cfg) && used_as_weight(f, v, part == Part::Embed) {
+                let bits = tuning.and_then(|t| t.weights.get(name)).map_or(bits, |t| t.bits);
+                super::palettize::check_bits(bits)?;
                 uses.push((f.name.clone(), f.value(v).name.clone(), name.clone(), bits));
             }
         }
@@ -173,18 +204,23 @@ pub fn plan_module(module: &Module, cfg: &LutConfig) -> Result<Vec<LutDecision>,
 }
 
 /// The declarations of a palettized weight: indices and table.
-fn lut_weights(w: &Weight, d: &LutDecision, group_size: usize) -> Result<[Weight; 2], QuantError> {
+fn lut_weights(
+    w: &Weight,
+    d: &LutDecision,
+    group_size: usize,
+    importance: Option<Vec<f64>>,
+) -> Result<[Weight; 2], QuantError> {
     let index = lut_index_dtype(d.bits).ok_or(QuantError::Bits { bits: d.bits })?;
     let input = Box::new(w.recipe.clone());
     let indices = Weight {
         name: d.indices.clone(),
         ty: w.ty.with_dtype(index),
-        recipe: Recipe::LutIndices { input: input.clone(), bits: d.bits, group_size },
+        recipe: Recipe::LutIndices { input: input.clone(), bits: d.bits, group_size, importance: importance.clone() },
     };
     let table = Weight {
         name: d.table.clone(),
         ty: TensorType::new(DType::F16, vec![w.ty.shape[0] / group_size, 1usize << d.bits]),
-        recipe: Recipe::LutTable { input, bits: d.bits, group_size },
+        recipe: Recipe::LutTable { input, bits: d.bits, group_size, importance },
     };
     Ok([indices, table])
 }
@@ -276,7 +312,7 @@ fn lut_attrs(module: &Module, plan: &[LutDecision], cfg: &LutConfig) -> Result<V
         ))),
     };
     for part in Part::ALL {
-        let Some(bits) = cfg.bits(part) else { continue };
+        let Some(bits) = cfg.name_bits(part) else { continue };
         if plan.iter().any(|d| function_part(&d.function) == Some(part)) {
             already(part.attr(), i64::from(bits))?;
             attrs.push((part.attr().to_string(), i64::from(bits)));
@@ -293,7 +329,16 @@ fn lut_attrs(module: &Module, plan: &[LutDecision], cfg: &LutConfig) -> Result<V
 /// `verify_module`; the k-means itself runs later, when the new weights are materialised.
 /// A module with nothing eligible is returned unchanged (attributes included).
 pub fn palettize_module(module: &Module, cfg: &LutConfig) -> Result<Module, QuantError> {
-    let plan = plan_module(module, cfg)?;
+    palettize_module_tuned(module, cfg, None)
+}
+
+/// [`palettize_module`] with per-weight bits and importance from `tuning` (required for an
+/// `auto:B` part).
+pub fn palettize_module_tuned(module: &Module, cfg: &LutConfig, tuning: Option<&Tuning>) -> Result<Module, QuantError> {
+    if tuning.is_none() && cfg.auto.iter().any(Option::is_some) {
+        return Err(QuantError::Config(format!("{cfg}: mixed bits (auto:B) need the tuning pass to choose them")));
+    }
+    let plan = plan_module_tuned(module, cfg, tuning)?;
     if plan.is_empty() {
         return Ok(module.clone());
     }
@@ -306,7 +351,8 @@ pub fn palettize_module(module: &Module, cfg: &LutConfig) -> Result<Module, Quan
             continue;
         }
         let w = module.weight(&d.weight).expect("planned from a declared weight");
-        for new in lut_weights(w, d, cfg.group_size)? {
+        let importance = tuning.and_then(|t| t.weights.get(&d.weight)).and_then(|t| t.importance.clone());
+        for new in lut_weights(w, d, cfg.group_size, importance)? {
             match module.weight(&new.name) {
                 Some(old) if *old == new => {}
                 Some(_) => {

@@ -160,10 +160,11 @@ fn eval(recipe: &Recipe, src: &dyn TensorSource) -> Result<Tensor, WeightError> 
         }
         Recipe::RopeCos { inv_freq, len, scale, dtype } => rope_table(inv_freq, *len, *scale, Trig::Cos, *dtype),
         Recipe::RopeSin { inv_freq, len, scale, dtype } => rope_table(inv_freq, *len, *scale, Trig::Sin, *dtype),
-        Recipe::LutIndices { input, bits, group_size } | Recipe::LutTable { input, bits, group_size } => {
+        Recipe::LutIndices { input, bits, group_size, importance }
+        | Recipe::LutTable { input, bits, group_size, importance } => {
             let part = if matches!(recipe, Recipe::LutIndices { .. }) { LutPart::Indices } else { LutPart::Table };
             let t = eval(input, src)?;
-            crate::quant::materialize_lut(&t, *bits, *group_size, part)
+            crate::quant::materialize_lut(&t, *bits, *group_size, importance.as_deref(), part)
                 .map_err(|e| internal(format!("recipe {}: {e}", recipe.name())))
         }
     }

@@ -12,7 +12,7 @@ use crate::mil::dtype::{blob_dtype, mil_dtype};
 use crate::mil::error::EmitError;
 use crate::mil::proto::DataType;
 use crate::mil::tensor_data::{ConstTensor, tensor_elements, tensor_payload};
-use crate::quant::{Palettized, palettize_tensor};
+use crate::quant::{Palettized, palettize_tensor_weighted};
 use crate::weights::{WeightCache, materialize};
 
 /// Constants with fewer elements stay immediate values in the proto (coremltools' policy).
@@ -141,20 +141,25 @@ struct PaletteStash {
 impl PaletteStash {
     /// The blob payload of a palettization weight, or `None` for any other recipe.
     fn payload(&mut self, w: &crate::ir::Weight, cache: &WeightCache) -> Result<Option<Vec<u8>>, EmitError> {
-        let (input, bits, group_size, indices) = match &w.recipe {
-            Recipe::LutIndices { input, bits, group_size } => (input, *bits, *group_size, true),
-            Recipe::LutTable { input, bits, group_size } => (input, *bits, *group_size, false),
+        let (input, bits, group_size, importance, indices) = match &w.recipe {
+            Recipe::LutIndices { input, bits, group_size, importance } => (input, *bits, *group_size, importance, true),
+            Recipe::LutTable { input, bits, group_size, importance } => (input, *bits, *group_size, importance, false),
             _ => return Ok(None),
         };
         let fail = |message: String| EmitError::Weight { name: w.name.clone(), message, source: None };
-        let key = input.to_string();
+        // The key names the input and the importance: the two recipes of one weight agree on both.
+        let key = match importance {
+            Some(imp) => format!("{input} {imp:?}"),
+            None => input.to_string(),
+        };
         let hit = matches!(&self.last, Some((k, b, g, _)) if *k == key && *b == bits && *g == group_size);
         if !hit {
             self.last = None;
             let t = materialize(input, cache.source()).map_err(|e| fail(e.to_string()))?;
             let values = t.as_f32().ok_or_else(|| fail(format!("palettizes a {} tensor", t.dtype())))?;
             let values = values.as_slice().ok_or_else(|| fail("non-contiguous palettization input".into()))?;
-            let p = palettize_tensor(values, t.shape(), bits, group_size).map_err(|e| fail(e.to_string()))?;
+            let p = palettize_tensor_weighted(values, t.shape(), bits, group_size, importance.as_deref())
+                .map_err(|e| fail(e.to_string()))?;
             self.last = Some((key, bits, group_size, p));
         }
         let p = &self.last.as_ref().expect("set above").3;
