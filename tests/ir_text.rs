@@ -47,3 +47,25 @@ fn stored_snapshots_round_trip() {
     }
     assert!(checked >= 4, "expected at least the hand-written examples' snapshots, found {checked}");
 }
+
+/// Calibrated palettization recipes (`importance`, `compensation`) print and parse exactly,
+/// and their typing rule checks the importance length and values.
+#[test]
+fn calibrated_lut_recipes_round_trip_and_are_checked() {
+    let text = r#"module @calibrated {
+  weight @w.lut_indices : uint2[8, 3] = lut_indices(checkpoint("w" : fp16[8, 3]), bits = 2, group_size = 8, importance = [0.5, 2.0, 1.25], compensation = "00ff00ff00ff00ff")
+  weight @w.lut_table : fp16[1, 4] = lut_table(checkpoint("w" : fp16[8, 3]), bits = 2, group_size = 8, importance = [0.5, 2.0, 1.25])
+}
+"#;
+    let module = parse_module(text).unwrap();
+    verify_module(&module).unwrap();
+    assert_eq!(print_module(&module), text);
+    let problem = |t: &str| match parse_module(t) {
+        Err(e) => e.to_string(),
+        Ok(m) => verify_module(&m).err().map(|e| e.to_string()).unwrap_or_default(),
+    };
+    let wrong_len = problem(&text.replace("[0.5, 2.0, 1.25], compensation", "[0.5, 2.0], compensation"));
+    assert!(wrong_len.contains("importance has 2 entries"), "{wrong_len}");
+    let zero = problem(&text.replace("[0.5, 2.0, 1.25], compensation", "[0.5, 0.0, 1.25], compensation"));
+    assert!(zero.contains("entry 1"), "{zero}");
+}

@@ -35,6 +35,13 @@ impl CalibOptions {
     }
 }
 
+/// Largest matmul input width whose full second-moment matrix is recorded.
+pub const GRAM_MAX_DIM: usize = 2048;
+/// Rows over which second-moment matrices are accumulated.
+pub const GRAM_MAX_ROWS: u64 = 2048;
+/// Most multiply-adds error-compensating palettization may cost (Σ out · in²).
+pub const COMPENSATION_BUDGET: f64 = 2e11;
+
 /// Default token budget for a model of `params` parameters: about 4·10¹¹ multiply-adds of
 /// matmuls on the interpreter (~1 500 tokens for 135 M parameters, ~200 for 1 B), never
 /// fewer than 128 tokens.
@@ -64,11 +71,26 @@ pub fn calibrate(
     let used = tokens.len().min(budget);
     let ckpt = Checkpoint::open(model_dir).map_err(|e| model(e.to_string()))?;
     let mut session = Session::new(module, Arc::new(ckpt)).map_err(|e| CalibError::Run(e.to_string()))?;
-    let recorder = Arc::new(MatmulRecorder::default());
+    // Full second moments (for error-compensating palettization) only where that pays off
+    // within seconds: inputs up to 2 048 wide, models whose compensation costs at most
+    // ~2·10¹¹ multiply-adds (Σ out · in² over the matmuls), over the first 2 048 rows of the windows not held out.
+    let compensation_cost: f64 = session
+        .module()
+        .weights
+        .iter()
+        .filter(|w| w.ty.rank() == 2)
+        .map(|w| w.ty.shape[0] as f64 * (w.ty.shape[1] as f64).powi(2))
+        .sum();
+    let recorder = Arc::new(if compensation_cost <= COMPENSATION_BUDGET {
+        MatmulRecorder::with_grams(GRAM_MAX_DIM, GRAM_MAX_ROWS)
+    } else {
+        MatmulRecorder::default()
+    });
     session.set_observer(Some(recorder.clone()));
     let mut done = 0;
-    for chunk in tokens[..used].chunks(window) {
-        recorder.set_valid_rows(chunk.len());
+    let count = used.div_ceil(window);
+    for (index, chunk) in tokens[..used].chunks(window).enumerate() {
+        recorder.start_window(index, count, chunk.len());
         session.prefill(chunk).map_err(|e| CalibError::Run(e.to_string()))?;
         done += chunk.len();
         progress(done, used);

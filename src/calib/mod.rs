@@ -42,6 +42,25 @@ pub struct ChannelStats {
     pub max_abs: f32,
     /// Up to [`recorder::MAX_SAMPLES`] input rows, in the order seen.
     pub samples: Vec<Vec<f32>>,
+    /// Index into [`Calibration::grams`] of this input's second-moment matrix, when recorded.
+    pub gram: Option<usize>,
+}
+
+/// `Σ xxᵀ` of one matmul input (shared by the matmuls that read the same value, e.g. q/k/v).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Gram {
+    pub dim: usize,
+    /// `dim × dim`, row-major.
+    pub sum: Vec<f32>,
+    pub rows: u64,
+}
+
+impl Gram {
+    /// `E[xxᵀ]`, row-major f64.
+    pub fn moments(&self) -> Vec<f64> {
+        let n = self.rows.max(1) as f64;
+        self.sum.iter().map(|&v| f64::from(v) / n).collect()
+    }
 }
 
 impl ChannelStats {
@@ -59,6 +78,8 @@ impl ChannelStats {
 pub struct Calibration {
     /// By checkpoint tensor name of the matmul weight.
     pub tensors: BTreeMap<String, ChannelStats>,
+    /// Full second-moment matrices (see [`ChannelStats::gram`]).
+    pub grams: Vec<Gram>,
     /// Tokens run through the model.
     pub tokens: usize,
     /// Tokens the calibration text had (more than `tokens` when a budget cut it).

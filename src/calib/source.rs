@@ -19,6 +19,12 @@ use crate::chat::{ChatTokenizer, render_messages};
 /// project's own.
 pub const BUILTIN_TEXT: &str = include_str!("builtin.txt");
 
+/// Short chat conversations (JSONL, one per line) written for this project. For a model with
+/// a chat template they are rendered with it and interleaved with [`BUILTIN_TEXT`], so that
+/// calibration also sees the template's special tokens and the turn structure an instruct
+/// model runs on.
+pub const BUILTIN_CHATS: &str = include_str!("builtin_chats.jsonl");
+
 /// A held-out text for quality measurements, never used for calibration (about 550 tokens,
 /// same mix of domains, different content).
 pub const HELDOUT_TEXT: &str = include_str!("heldout.txt");
@@ -45,7 +51,7 @@ impl CalibInput {
     /// binary, not UTF-8, JSONL of the wrong shape, a template that fails, or no token.
     pub fn tokens(&self, tok: &ChatTokenizer) -> Result<Vec<u32>, CalibError> {
         let tokens = match self {
-            CalibInput::Builtin => encode(tok, BUILTIN_TEXT, true)?,
+            CalibInput::Builtin => builtin_tokens(tok)?,
             CalibInput::File(path) => {
                 let text = read_text(path)?;
                 match parse_jsonl(path, &text)? {
@@ -67,6 +73,26 @@ impl CalibInput {
             CalibInput::File(path) => CalibError::File { path: path.clone(), message: message.to_string() },
         }
     }
+}
+
+/// The built-in text, paragraph groups interleaved with the built-in chats when the model has
+/// a chat template.
+fn builtin_tokens(tok: &ChatTokenizer) -> Result<Vec<u32>, CalibError> {
+    let chats = match &tok.template {
+        Some(_) => parse_jsonl(Path::new("builtin_chats.jsonl"), BUILTIN_CHATS)?.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let paragraphs: Vec<&str> = BUILTIN_TEXT.split("\n\n").filter(|p| !p.trim().is_empty()).collect();
+    let per_chat = paragraphs.len().div_ceil(chats.len().max(1)).max(1);
+    let mut tokens = Vec::new();
+    let mut chats = chats.iter();
+    for (i, group) in paragraphs.chunks(per_chat).enumerate() {
+        tokens.extend(encode(tok, &group.join("\n\n"), i == 0)?);
+        if let Some(chat) = chats.next() {
+            tokens.extend(chat_tokens(Path::new("builtin_chats.jsonl"), tok, std::slice::from_ref(chat))?);
+        }
+    }
+    Ok(tokens)
 }
 
 fn encode(tok: &ChatTokenizer, text: &str, add_special: bool) -> Result<Vec<u32>, CalibError> {
@@ -158,7 +184,7 @@ mod tests {
         assert!(msg(&temp("empty.txt", b"  \n")).contains("is empty"));
         assert!(msg(&temp("bin.txt", b"ab\0cd")).contains("binary (a NUL byte at offset 2)"));
         assert!(msg(&temp("latin1.txt", b"caf\xe9")).contains("not UTF-8 text (invalid byte at offset 3)"));
-        assert!(msg(&temp("missing-dir/none.txt", b"x").with_file_name("absent.txt")).contains("cannot read"));
+        assert!(msg(&temp("present.txt", b"x").with_file_name("absent.txt")).contains("cannot read"));
     }
 
     #[test]
@@ -175,6 +201,13 @@ mod tests {
         );
         assert!(err("{not json").contains("line 1: not JSON"));
         assert!(err("[]").contains("without messages"));
+    }
+
+    #[test]
+    fn builtin_chats_parse() {
+        let chats = parse_jsonl(Path::new("builtin_chats.jsonl"), BUILTIN_CHATS).unwrap().unwrap();
+        assert!(chats.len() >= 10);
+        assert!(chats.iter().all(|c| c.len() >= 2 && c[0].0 == "user"));
     }
 
     #[test]

@@ -163,6 +163,11 @@ impl AttrMap {
         }
     }
 
+    /// A string that may be absent.
+    pub fn opt_string(&mut self, key: &str) -> Result<Option<String>, String> {
+        if self.entries.contains_key(key) { self.string(key).map(Some) } else { Ok(None) }
+    }
+
     /// A float list that may be absent.
     pub fn opt_floats(&mut self, key: &str) -> Result<Option<Vec<f64>>, String> {
         if self.entries.contains_key(key) { self.floats(key).map(Some) } else { Ok(None) }

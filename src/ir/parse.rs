@@ -557,10 +557,11 @@ fn build_recipe(name: &str, mut inputs: Vec<Recipe>, mut a: AttrMap) -> Result<R
             let bits = u32::try_from(a.int("bits")?).map_err(|_| "`bits` must be between 1 and 8".to_string())?;
             let group_size = to_usize(a.int("group_size")?, "group_size")?;
             let importance = a.opt_floats("importance")?;
+            let compensation = a.opt_string("compensation")?;
             if name == "lut_indices" {
-                Recipe::LutIndices { input, bits, group_size, importance }
+                Recipe::LutIndices { input, bits, group_size, importance, compensation }
             } else {
-                Recipe::LutTable { input, bits, group_size, importance }
+                Recipe::LutTable { input, bits, group_size, importance, compensation }
             }
         }
         other => {

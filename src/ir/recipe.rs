@@ -32,9 +32,24 @@ pub enum Recipe {
     /// k-means per group of `group_size` rows of axis 0 (see `crate::quant`). With
     /// `importance` (one finite positive weight per index of axis 1, from calibration), the
     /// k-means objective weights each element by its input channel's entry.
-    LutIndices { input: Box<Recipe>, bits: u32, group_size: usize, importance: Option<Vec<f64>> },
+    /// With `compensation` (a digest naming the calibration's input second moments, held by
+    /// the process that calibrated), the indices come from error-compensating assignment
+    /// (`crate::quant::gptq`).
+    LutIndices {
+        input: Box<Recipe>,
+        bits: u32,
+        group_size: usize,
+        importance: Option<Vec<f64>>,
+        compensation: Option<String>,
+    },
     /// The matching lookup tables: `fp16[d0 / group_size, 2^bits]`.
-    LutTable { input: Box<Recipe>, bits: u32, group_size: usize, importance: Option<Vec<f64>> },
+    LutTable {
+        input: Box<Recipe>,
+        bits: u32,
+        group_size: usize,
+        importance: Option<Vec<f64>>,
+        compensation: Option<String>,
+    },
 }
 
 impl Recipe {
@@ -143,8 +158,8 @@ impl Recipe {
                 }
                 Ok(TensorType::new(*dtype, vec![*len, 2 * inv_freq.len()]))
             }
-            Recipe::LutIndices { input, bits, group_size, importance }
-            | Recipe::LutTable { input, bits, group_size, importance } => {
+            Recipe::LutIndices { input, bits, group_size, importance, .. }
+            | Recipe::LutTable { input, bits, group_size, importance, .. } => {
                 let t = input.infer_type()?;
                 let name = self.name();
                 let index = lut_index_dtype(*bits)
@@ -228,12 +243,15 @@ impl fmt::Display for Recipe {
                     format_float(*scale)
                 )
             }
-            Recipe::LutIndices { input, bits, group_size, importance }
-            | Recipe::LutTable { input, bits, group_size, importance } => {
+            Recipe::LutIndices { input, bits, group_size, importance, compensation }
+            | Recipe::LutTable { input, bits, group_size, importance, compensation } => {
                 write!(f, "{}({input}, bits = {bits}, group_size = {group_size}", self.name())?;
                 if let Some(imp) = importance {
                     let items: Vec<String> = imp.iter().map(|x| format_float(*x)).collect();
                     write!(f, ", importance = [{}]", items.join(", "))?;
+                }
+                if let Some(c) = compensation {
+                    write!(f, ", compensation = {}", quote(c))?;
                 }
                 f.write_str(")")
             }

@@ -50,13 +50,16 @@ pub fn run(m: &Module, opts: &OptOptions) -> Result<Transformed, String> {
         let t = tune(m, &first, cfg, opts.calibration.as_deref(), &load)?;
         if let Some(c) = &opts.calibration {
             let weighted = t.weights.values().filter(|w| w.importance.is_some()).count();
+            let compensated = t.weights.values().filter(|w| w.compensation.is_some()).count();
             notes.push(format!(
-                "calibrated on {} of {} tokens ({}): {} of {} weights use the sensitivity-weighted table, scored on {} sampled rows each",
+                "calibrated on {} of {} tokens ({}): {} of {} weights use the sensitivity-weighted table \
+                 ({} of them with error-compensating assignment), scored on {} sampled rows each",
                 c.tokens,
                 c.available_tokens,
                 c.source,
                 weighted,
                 t.weights.len(),
+                compensated,
                 t.samples_used
             ));
         }

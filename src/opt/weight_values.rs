@@ -54,7 +54,7 @@ pub fn weight_cache(m: &Module) -> Result<WeightCache, String> {
 pub fn module_checkpoint(m: &Module) -> Result<Arc<Checkpoint>, String> {
     let dir = m.attr_str("checkpoint").ok_or("the module has no `checkpoint` attribute")?;
     let path = Path::new(dir);
-    if !path.is_dir() && !(path.is_file() && crate::gguf::is_gguf_path(path)) {
+    if !(path.is_dir() || path.is_file() && crate::gguf::is_gguf_path(path)) {
         return Err(format!("checkpoint `{dir}` is not readable from here"));
     }
     Checkpoint::open(path).map(Arc::new).map_err(|e| e.to_string())

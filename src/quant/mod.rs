@@ -14,7 +14,9 @@
 //!
 //! See `docs/palettization.md`.
 
+pub mod compensated;
 pub mod config;
+pub mod gptq;
 pub mod kmeans;
 pub mod lagrangian;
 pub mod memo;
@@ -50,6 +52,19 @@ pub enum QuantError {
     Transform(String),
     #[error("palettized module does not verify: {0}")]
     Verify(VerifyError),
+}
+
+/// The indices (`uint{bits}`, the weight's shape) or tables (`fp16[G, 2^bits]`) of `p` as a
+/// tensor.
+pub fn palettized_part(p: &Palettized, part: LutPart) -> Result<Tensor, QuantError> {
+    let tensor = match part {
+        LutPart::Indices => {
+            let dtype = lut_index_dtype(p.bits).ok_or(QuantError::Bits { bits: p.bits })?;
+            Tensor::from_i64(dtype, &p.shape, p.indices.iter().map(|&i| i64::from(i)).collect())
+        }
+        LutPart::Table => Tensor::from_f32(DType::F16, &[p.groups(), p.entries()], p.lut.clone()),
+    };
+    tensor.map_err(|e| QuantError::Transform(e.to_string()))
 }
 
 /// Materialises a `lut_indices` (`part = Indices`: `uint{bits}`, the input's shape) or

@@ -209,18 +209,25 @@ fn lut_weights(
     d: &LutDecision,
     group_size: usize,
     importance: Option<Vec<f64>>,
+    compensation: Option<String>,
 ) -> Result<[Weight; 2], QuantError> {
     let index = lut_index_dtype(d.bits).ok_or(QuantError::Bits { bits: d.bits })?;
     let input = Box::new(w.recipe.clone());
     let indices = Weight {
         name: d.indices.clone(),
         ty: w.ty.with_dtype(index),
-        recipe: Recipe::LutIndices { input: input.clone(), bits: d.bits, group_size, importance: importance.clone() },
+        recipe: Recipe::LutIndices {
+            input: input.clone(),
+            bits: d.bits,
+            group_size,
+            importance: importance.clone(),
+            compensation: compensation.clone(),
+        },
     };
     let table = Weight {
         name: d.table.clone(),
         ty: TensorType::new(DType::F16, vec![w.ty.shape[0] / group_size, 1usize << d.bits]),
-        recipe: Recipe::LutTable { input, bits: d.bits, group_size, importance },
+        recipe: Recipe::LutTable { input, bits: d.bits, group_size, importance, compensation },
     };
     Ok([indices, table])
 }
@@ -351,8 +358,10 @@ pub fn palettize_module_tuned(module: &Module, cfg: &LutConfig, tuning: Option<&
             continue;
         }
         let w = module.weight(&d.weight).expect("planned from a declared weight");
-        let importance = tuning.and_then(|t| t.weights.get(&d.weight)).and_then(|t| t.importance.clone());
-        for new in lut_weights(w, d, cfg.group_size, importance)? {
+        let chosen = tuning.and_then(|t| t.weights.get(&d.weight));
+        let importance = chosen.and_then(|t| t.importance.clone());
+        let compensation = chosen.and_then(|t| t.compensation.clone());
+        for new in lut_weights(w, d, cfg.group_size, importance, compensation)? {
             match module.weight(&new.name) {
                 Some(old) if *old == new => {}
                 Some(_) => {

@@ -12,7 +12,7 @@
 //!    (ties go to the weighted table). Without samples the weighted table is kept.
 //! 3. **Mixed bits** (`auto:B` parts). For every weight and every width in [`AUTO_BITS`],
 //!    the error `e(w, b)` is the importance-weighted relative error `Σ h_j Δ_ij² / Σ h_j W_ij²`
-//!    (plain when uncalibrated). All weights start at the narrowest width; the upgrade with
+//!    plus the plain one `‖Δ‖² / ‖W‖²` (only the plain one when uncalibrated). All weights start at the narrowest width; the upgrade with
 //!    the largest error reduction per extra index bit is taken while the part's average
 //!    stays within `B` bits per weight (table bytes excluded, as in coremltools' `nbits`).
 //!
@@ -20,10 +20,12 @@
 //! and the k-means is deterministic.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use super::config::LutConfig;
+use super::gptq::{Compensator, palettize_compensated};
 use super::palettize::{Palettized, palettize_tensor_weighted};
 use super::transform::{LutDecision, Part, function_part};
 use super::weighted::normalized_importance;
@@ -39,6 +41,9 @@ pub struct WeightTuning {
     pub bits: u32,
     /// The k-means weights, when the weighted table was chosen.
     pub importance: Option<Vec<f64>>,
+    /// The digest of the registered compensated result (`crate::quant::compensated`), when
+    /// error-compensating assignment was chosen.
+    pub compensation: Option<String>,
     /// Relative output error on the calibration samples of the chosen table, and of the
     /// other candidate (weighted when plain was chosen and vice versa); `None` without samples.
     pub sample_error: Option<f64>,
@@ -72,8 +77,12 @@ fn keeps_input_axis(r: &Recipe) -> bool {
     }
 }
 
-/// The calibration statistics that apply to `weight` of `module`: (importance, samples).
-fn calibrated<'c>(module: &Module, weight: &str, calib: &'c Calibration) -> Option<(Vec<f64>, &'c [Vec<f32>])> {
+/// Importance, sampled rows, second moments and their index in the calibration.
+type Calibrated<'c> = (Vec<f64>, &'c [Vec<f32>], Option<Arc<Vec<f64>>>, Option<usize>);
+
+/// The calibration statistics that apply to `weight` of `module`: (importance, samples,
+/// second moments).
+fn calibrated<'c>(module: &Module, weight: &str, calib: &'c Calibration) -> Option<Calibrated<'c>> {
     let w = module.weight(weight)?;
     if !keeps_input_axis(&w.recipe) {
         return None;
@@ -86,7 +95,8 @@ fn calibrated<'c>(module: &Module, weight: &str, calib: &'c Calibration) -> Opti
     if moments.len() != width {
         return None;
     }
-    Some((normalized_importance(&moments)?, &stats.samples))
+    let gram = stats.gram.and_then(|g| calib.grams.get(g)).filter(|g| g.dim == width).map(|g| Arc::new(g.moments()));
+    Some((normalized_importance(&moments)?, &stats.samples, gram, stats.gram))
 }
 
 /// `Σ‖(W − Ŵ)x‖² / Σ‖Wx‖²` over `samples` (rows of the input width `d1`), with `W` of
@@ -97,13 +107,10 @@ fn sample_error(values: &[f32], approx: &[f32], d1: usize, samples: &[Vec<f32>])
         .into_par_iter()
         .map(|r| {
             let (w, a) = (&values[r * d1..(r + 1) * d1], &approx[r * d1..(r + 1) * d1]);
+            let delta: Vec<f32> = w.iter().zip(a).map(|(x, y)| x - y).collect();
             let mut acc = (0.0f64, 0.0f64);
             for x in samples {
-                let (mut y, mut dy) = (0.0f32, 0.0f32);
-                for j in 0..d1 {
-                    y += w[j] * x[j];
-                    dy += (w[j] - a[j]) * x[j];
-                }
+                let (y, dy) = (dot_f32(w, x), dot_f32(&delta, x));
                 acc.0 += f64::from(dy) * f64::from(dy);
                 acc.1 += f64::from(y) * f64::from(y);
             }
@@ -111,6 +118,19 @@ fn sample_error(values: &[f32], approx: &[f32], d1: usize, samples: &[Vec<f32>])
         })
         .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
     if num == 0.0 { 0.0 } else { num / den.max(f64::MIN_POSITIVE) }
+}
+
+/// `Σ a_i b_i` in f32 with eight independent partial sums (vectorizable, fixed order).
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// `Σ h_j Δ_ij² / Σ h_j W_ij²` (`h ≡ 1` without importance).
@@ -132,6 +152,9 @@ struct Candidate {
     numel: usize,
     importance: Option<Vec<f64>>,
     samples: Vec<Vec<f32>>,
+    gram: Option<Arc<Vec<f64>>>,
+    /// Index of the gram in the calibration (shared by matmuls reading the same input).
+    gram_index: Option<usize>,
 }
 
 /// Computes the tuning for the weights of `plan` (see the module docs). Weights of parts
@@ -156,11 +179,11 @@ pub fn tune(
             continue;
         }
         let numel = module.weight(&d.weight).map_or(0, |w| w.ty.numel());
-        let (importance, samples) = match stats {
-            Some((imp, s)) => (Some(imp), s.to_vec()),
-            None => (None, Vec::new()),
+        let (importance, samples, gram, gram_index) = match stats {
+            Some((imp, s, g, gi)) => (Some(imp), s.to_vec(), g, gi),
+            None => (None, Vec::new(), None, None),
         };
-        candidates.push(Candidate { name: d.weight.clone(), part, numel, importance, samples });
+        candidates.push(Candidate { name: d.weight.clone(), part, numel, importance, samples, gram, gram_index });
     }
     candidates.sort_by(|a, b| a.name.cmp(&b.name));
     // Scoring cost is numel × samples per table: keep it near 3·10⁹ multiply-adds.
@@ -180,7 +203,12 @@ pub fn tune(
             for b in AUTO_BITS {
                 let p = palettize_tensor_weighted(&values, &shape, b, cfg.group_size, c.importance.as_deref())
                     .map_err(|e| format!("@{}: {e}", c.name))?;
-                curve.push(weighted_error(&values, &p, c.importance.as_deref(), d1, inner));
+                // Both the weighted and the plain relative error: the weighted one alone calls a
+                // tensor fine when one huge input channel dominates `Σ h W²` (SmolLM2's
+                // massive-activation down projections), though its other weights still matter.
+                let weighted = weighted_error(&values, &p, c.importance.as_deref(), d1, inner);
+                let plain = if c.importance.is_some() { weighted_error(&values, &p, None, d1, inner) } else { 0.0 };
+                curve.push(weighted + plain);
             }
             curves.push(curve);
         }
@@ -191,40 +219,76 @@ pub fn tune(
     }
 
     let mut weights = BTreeMap::new();
+    // One inverse factor per distinct input (q/k/v share one), computed in parallel.
+    let mut inputs: BTreeMap<usize, (Arc<Vec<f64>>, usize)> = BTreeMap::new();
+    for c in &candidates {
+        if let (Some(g), Some(gi), Some(_)) = (&c.gram, c.gram_index, &c.importance) {
+            let width = (g.len() as f64).sqrt() as usize;
+            inputs.entry(gi).or_insert_with(|| (Arc::clone(g), width));
+        }
+    }
+    let compensators: BTreeMap<usize, Result<Compensator, String>> =
+        inputs.into_par_iter().map(|(gi, (g, width))| (gi, Compensator::new(&g, width))).collect();
     for c in &candidates {
         let b = match bits.get(&c.name) {
             Some(&b) => b,
             None => cfg.bits(c.part).ok_or_else(|| format!("@{}: part {} has no bits", c.name, c.part.name()))?,
         };
+        let plain_tuning = |importance| WeightTuning {
+            bits: b,
+            importance,
+            compensation: None,
+            sample_error: None,
+            other_error: None,
+        };
         let Some(imp) = c.importance.clone() else {
-            weights.insert(
-                c.name.clone(),
-                WeightTuning { bits: b, importance: None, sample_error: None, other_error: None },
-            );
+            weights.insert(c.name.clone(), plain_tuning(None));
             continue;
         };
         let samples = &c.samples[..c.samples.len().min(samples_used)];
         if samples.is_empty() {
-            weights.insert(
-                c.name.clone(),
-                WeightTuning { bits: b, importance: Some(imp), sample_error: None, other_error: None },
-            );
+            weights.insert(c.name.clone(), plain_tuning(Some(imp)));
             continue;
         }
         let (values, shape) = load(&c.name)?;
         let d1 = shape.get(1).copied().unwrap_or(1);
-        let score = |importance: Option<&[f64]>| -> Result<f64, String> {
-            let p = palettize_tensor_weighted(&values, &shape, b, cfg.group_size, importance)
-                .map_err(|e| format!("@{}: {e}", c.name))?;
-            Ok(sample_error(&values, &p.dense(), d1, samples))
-        };
-        let (weighted, plain) = (score(Some(&imp))?, score(None)?);
-        let t = if weighted <= plain {
-            WeightTuning { bits: b, importance: Some(imp), sample_error: Some(weighted), other_error: Some(plain) }
-        } else {
-            WeightTuning { bits: b, importance: None, sample_error: Some(plain), other_error: Some(weighted) }
-        };
-        weights.insert(c.name.clone(), t);
+        let fail = |e: super::QuantError| format!("@{}: {e}", c.name);
+        let score = |p: &Palettized| sample_error(&values, &p.dense(), d1, samples);
+        // Candidates: (error, importance, compensated result).
+        let mut options: Vec<(f64, Option<Vec<f64>>, Option<Palettized>)> = Vec::with_capacity(3);
+        let weighted = palettize_tensor_weighted(&values, &shape, b, cfg.group_size, Some(&imp)).map_err(fail)?;
+        options.push((score(&weighted), Some(imp.clone()), None));
+        let plain = palettize_tensor_weighted(&values, &shape, b, cfg.group_size, None).map_err(fail)?;
+        options.push((score(&plain), None, None));
+        if let (Some(gram), Some(gi)) = (&c.gram, c.gram_index) {
+            let compensator = match compensators.get(&gi) {
+                Some(Ok(x)) => x,
+                Some(Err(e)) => return Err(format!("@{}: {e}", c.name)),
+                None => return Err(format!("@{}: no compensator for its input", c.name)),
+            };
+            let _ = gram;
+            let comp =
+                palettize_compensated(&values, &shape, b, cfg.group_size, Some(&imp), compensator).map_err(fail)?;
+            options.push((score(&comp), Some(imp.clone()), Some(comp)));
+        }
+        // Lowest error wins; on ties the earlier option (weighted, then plain).
+        let best = (0..options.len()).fold(0, |a, i| if options[i].0 < options[a].0 { i } else { a });
+        let other =
+            options.iter().enumerate().filter(|(i, _)| *i != best).map(|(_, o)| o.0).fold(f64::INFINITY, f64::min);
+        let (error, importance, comp) = options.swap_remove(best);
+        let compensation = comp.map(|p| {
+            let recipe = &module.weight(&c.name).expect("planned weight").recipe;
+            let gram_bytes: Vec<u8> = c.gram.iter().flat_map(|g| g.iter()).flat_map(|v| v.to_le_bytes()).collect();
+            let imp_bytes: Vec<u8> = imp.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let solver = format!("gptq damping {}", super::gptq::DAMPING);
+            let digest = super::compensated::digest(&[&gram_bytes, &imp_bytes, solver.as_bytes()]);
+            super::compensated::register(&digest, recipe, b, cfg.group_size, Arc::new(p));
+            digest
+        });
+        weights.insert(
+            c.name.clone(),
+            WeightTuning { bits: b, importance, compensation, sample_error: Some(error), other_error: Some(other) },
+        );
     }
     Ok(Tuning { weights, samples_used })
 }

@@ -71,12 +71,10 @@ pub fn normalized_importance(moments: &[f64]) -> Option<Vec<f64>> {
     if mean <= 0.0 || !mean.is_finite() {
         return None;
     }
-    let pow: f64 = std::env::var("ANEMLLC_IMP_POW").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0);
-    let damp: f64 = std::env::var("ANEMLLC_DAMP").ok().and_then(|v| v.parse().ok()).unwrap_or(DAMPING);
     let out: Vec<f64> = moments
         .iter()
         .map(|m| {
-            let v = ((m / mean).powf(pow) + damp) / (1.0 + damp);
+            let v = (m / mean + DAMPING) / (1.0 + DAMPING);
             f64::from(half::f16::from_f64(v.min(60000.0)).to_f32())
         })
         .collect();

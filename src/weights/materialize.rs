@@ -160,9 +160,15 @@ fn eval(recipe: &Recipe, src: &dyn TensorSource) -> Result<Tensor, WeightError> 
         }
         Recipe::RopeCos { inv_freq, len, scale, dtype } => rope_table(inv_freq, *len, *scale, Trig::Cos, *dtype),
         Recipe::RopeSin { inv_freq, len, scale, dtype } => rope_table(inv_freq, *len, *scale, Trig::Sin, *dtype),
-        Recipe::LutIndices { input, bits, group_size, importance }
-        | Recipe::LutTable { input, bits, group_size, importance } => {
+        Recipe::LutIndices { input, bits, group_size, importance, compensation }
+        | Recipe::LutTable { input, bits, group_size, importance, compensation } => {
             let part = if matches!(recipe, Recipe::LutIndices { .. }) { LutPart::Indices } else { LutPart::Table };
+            if let Some(c) = compensation {
+                let p = crate::quant::compensated::lookup(c, input, *bits, *group_size)
+                    .map_err(|e| internal(format!("recipe {}: {e}", recipe.name())))?;
+                return crate::quant::palettized_part(&p, part)
+                    .map_err(|e| internal(format!("recipe {}: {e}", recipe.name())));
+            }
             let t = eval(input, src)?;
             crate::quant::materialize_lut(&t, *bits, *group_size, importance.as_deref(), part)
                 .map_err(|e| internal(format!("recipe {}: {e}", recipe.name())))

@@ -141,12 +141,24 @@ struct PaletteStash {
 impl PaletteStash {
     /// The blob payload of a palettization weight, or `None` for any other recipe.
     fn payload(&mut self, w: &crate::ir::Weight, cache: &WeightCache) -> Result<Option<Vec<u8>>, EmitError> {
-        let (input, bits, group_size, importance, indices) = match &w.recipe {
-            Recipe::LutIndices { input, bits, group_size, importance } => (input, *bits, *group_size, importance, true),
-            Recipe::LutTable { input, bits, group_size, importance } => (input, *bits, *group_size, importance, false),
+        let (input, bits, group_size, importance, compensation, indices) = match &w.recipe {
+            Recipe::LutIndices { input, bits, group_size, importance, compensation } => {
+                (input, *bits, *group_size, importance, compensation, true)
+            }
+            Recipe::LutTable { input, bits, group_size, importance, compensation } => {
+                (input, *bits, *group_size, importance, compensation, false)
+            }
             _ => return Ok(None),
         };
         let fail = |message: String| EmitError::Weight { name: w.name.clone(), message, source: None };
+        if let Some(c) = compensation {
+            let p = crate::quant::compensated::lookup(c, input, bits, group_size).map_err(fail)?;
+            return Ok(Some(if indices {
+                if bits == 8 { p.indices.clone() } else { pack_bits_parallel(&p.indices, bits) }
+            } else {
+                p.lut.iter().flat_map(|&x| half::f16::from_f32(x).to_bits().to_le_bytes()).collect()
+            }));
+        }
         // The key names the input and the importance: the two recipes of one weight agree on both.
         let key = match importance {
             Some(imp) => format!("{input} {imp:?}"),
