@@ -43,11 +43,13 @@ pub const GRAM_MAX_ROWS: u64 = 2048;
 pub const COMPENSATION_BUDGET: f64 = 2e11;
 
 /// Default token budget for a model of `params` parameters: about 4·10¹¹ multiply-adds of
-/// matmuls on the interpreter (~1 500 tokens for 135 M parameters, ~200 for 1 B), never
-/// fewer than 128 tokens.
+/// matmuls on the interpreter up to 500 M parameters (~2 500 tokens for SmolLM2-135M with its
+/// tied head counted once per use), 1.5·10¹¹ above (~120 → 128 tokens for 1 B, so a 1 B
+/// conversion stays near a minute), never fewer than 128 tokens.
 pub fn auto_token_budget(params: u64) -> usize {
     let per_token = params.max(1) as f64;
-    ((4e11 / per_token) as usize).max(128)
+    let macs = if params > 500_000_000 { 1.5e11 } else { 4e11 };
+    ((macs / per_token) as usize).max(128)
 }
 
 /// Runs the model of `model_dir` (HF folder or GGUF) over the calibration tokens.
@@ -64,11 +66,16 @@ pub fn calibrate(
     if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= cfg.vocab) {
         return Err(model(format!("the tokenizer produced id {bad}, beyond the model's vocabulary {}", cfg.vocab)));
     }
-    let window = opts.window.clamp(1, cfg.max_position_embeddings.max(1));
-    let module = lower_checkpoint(model_dir, &LowerOptions::new(window, window)).map_err(|e| model(e.to_string()))?;
-    let params: u64 = module.weights.iter().map(|w| w.ty.numel() as u64).sum();
+    // The budget depends on the model's size, read off a lowering's weight declarations
+    // (headers only, no weights are read).
+    let sized = lower_checkpoint(model_dir, &LowerOptions::new(1, 1)).map_err(|e| model(e.to_string()))?;
+    let params: u64 = sized.weights.iter().map(|w| w.ty.numel() as u64).sum();
+    drop(sized);
     let budget = opts.max_tokens.unwrap_or_else(|| auto_token_budget(params)).max(1);
     let used = tokens.len().min(budget);
+    // At least two windows, so that one is held out for scoring (see recorder::HOLDOUT_EVERY).
+    let window = opts.window.min(used.div_ceil(2)).clamp(1, cfg.max_position_embeddings.max(1));
+    let module = lower_checkpoint(model_dir, &LowerOptions::new(window, window)).map_err(|e| model(e.to_string()))?;
     let ckpt = Checkpoint::open(model_dir).map_err(|e| model(e.to_string()))?;
     let mut session = Session::new(module, Arc::new(ckpt)).map_err(|e| CalibError::Run(e.to_string()))?;
     // Full second moments (for error-compensating palettization) only where that pays off

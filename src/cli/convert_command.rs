@@ -46,8 +46,8 @@ pub struct ConvertArgs {
     /// model's chat template.
     #[arg(long, value_name = "FILE", num_args = 0..=1)]
     pub calibrate: Option<Option<PathBuf>>,
-    /// Most calibration tokens to run (default: about 4e11 / parameters, at least 128 —
-    /// ~1 500 for 135M parameters, ~200 for 1B).
+    /// Most calibration tokens to run (default: about 4e11 / parameters up to 500M
+    /// parameters, 1.5e11 / parameters above, at least 128 — ~2 500 for 135M, 128 for 1B).
     #[arg(long, value_name = "N", requires = "calibrate")]
     pub calibrate_tokens: Option<usize>,
     /// Output channels sharing one lookup table (ANEMLL: 8).

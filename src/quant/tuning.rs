@@ -250,15 +250,23 @@ pub fn tune(
             weights.insert(c.name.clone(), plain_tuning(Some(imp)));
             continue;
         }
-        let (values, shape) = load(&c.name)?;
+        let (full_values, full_shape) = load(&c.name)?;
+        // Without compensation (big models) the choice is scored on a spread subset of the
+        // row groups: groups are palettized independently, so the subset's tables are
+        // exactly those of the full tensor, at a fraction of the cost.
+        let subset = if c.gram.is_none() { group_subset(&full_values, &full_shape, cfg.group_size) } else { None };
+        let (values, shape): (&[f32], &[usize]) = match &subset {
+            Some((v, s)) => (v, s),
+            None => (&full_values, &full_shape),
+        };
         let d1 = shape.get(1).copied().unwrap_or(1);
         let fail = |e: super::QuantError| format!("@{}: {e}", c.name);
-        let score = |p: &Palettized| sample_error(&values, &p.dense(), d1, samples);
+        let score = |p: &Palettized| sample_error(values, &p.dense(), d1, samples);
         // Candidates: (error, importance, compensated result).
         let mut options: Vec<(f64, Option<Vec<f64>>, Option<Palettized>)> = Vec::with_capacity(3);
-        let weighted = palettize_tensor_weighted(&values, &shape, b, cfg.group_size, Some(&imp)).map_err(fail)?;
+        let weighted = palettize_tensor_weighted(values, shape, b, cfg.group_size, Some(&imp)).map_err(fail)?;
         options.push((score(&weighted), Some(imp.clone()), None));
-        let plain = palettize_tensor_weighted(&values, &shape, b, cfg.group_size, None).map_err(fail)?;
+        let plain = palettize_tensor_weighted(values, shape, b, cfg.group_size, None).map_err(fail)?;
         options.push((score(&plain), None, None));
         if let (Some(gram), Some(gi)) = (&c.gram, c.gram_index) {
             let compensator = match compensators.get(&gi) {
@@ -268,7 +276,7 @@ pub fn tune(
             };
             let _ = gram;
             let comp =
-                palettize_compensated(&values, &shape, b, cfg.group_size, Some(&imp), compensator).map_err(fail)?;
+                palettize_compensated(values, shape, b, cfg.group_size, Some(&imp), compensator).map_err(fail)?;
             options.push((score(&comp), Some(imp.clone()), Some(comp)));
         }
         // Lowest error wins; on ties the earlier option (weighted, then plain).
@@ -291,6 +299,29 @@ pub fn tune(
         );
     }
     Ok(Tuning { weights, samples_used })
+}
+
+/// Row groups scored per tensor when compensation is off.
+const SCORED_GROUPS: usize = 32;
+
+/// Every k-th group of `group_size` rows so that about [`SCORED_GROUPS`] remain, or `None`
+/// when the tensor has no more groups than that.
+fn group_subset(values: &[f32], shape: &[usize], group_size: usize) -> Option<(Vec<f32>, Vec<usize>)> {
+    let groups = shape.first()? / group_size.max(1);
+    if groups <= SCORED_GROUPS {
+        return None;
+    }
+    let step = groups.div_ceil(SCORED_GROUPS);
+    let row = values.len() / shape[0];
+    let mut out = Vec::new();
+    let mut rows = 0;
+    for g in (0..groups).step_by(step) {
+        out.extend_from_slice(&values[g * group_size * row..(g + 1) * group_size * row]);
+        rows += group_size;
+    }
+    let mut s = shape.to_vec();
+    s[0] = rows;
+    Some((out, s))
 }
 
 /// Greedy allocation of [`AUTO_BITS`] levels: every item starts at level 0; repeatedly the
