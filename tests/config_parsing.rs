@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anemllc::frontend::config::{Activation, Arch, ConfigError, ModelConfig, RawConfig, RopeScaling};
+use anemllc::frontend::config::{Activation, Arch, BlockFeatures, ConfigError, ModelConfig, RawConfig, RopeScaling};
 
 const FILE: &str = "models/x/config.json";
 
@@ -99,6 +99,7 @@ fn llama_3_2_1b() {
         eos_token_ids: vec![128001, 128008, 128009],
         bos_token_id: Some(128000),
         torch_dtype: Some("bfloat16".into()),
+        features: BlockFeatures::plain(16, 64),
     };
     assert_eq!(c, want);
 }

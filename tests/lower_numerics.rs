@@ -113,3 +113,14 @@ fn cli_lower_and_run_match_transformers() {
     }
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+/// Gemma 3 (sliding window 8, 27 tokens): exact to transformers before and after the
+/// sliding-window caches start to rotate, with batches of 8 and of 4 (so prefill runs in
+/// both fill and rotate mode and the remainder goes through the decode functions).
+#[test]
+fn gemma3_matches_transformers_past_the_window() {
+    for batch in [8, 4] {
+        let worst = check_fixture("gemma3_tiny", 32, batch);
+        eprintln!("gemma3_tiny (B={batch}): worst relative error {worst:.2e}");
+    }
+}

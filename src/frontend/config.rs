@@ -81,6 +81,26 @@ pub struct RawConfig {
     pub sliding_window: Option<Option<usize>>,
     pub max_window_layers: Option<usize>,
     pub layer_types: Option<Vec<String>>,
+    /// Gemma: attention scores are scaled by `query_pre_attn_scalar^-0.5`.
+    pub query_pre_attn_scalar: Option<f64>,
+    /// Gemma 3: RoPE base of the sliding-window layers.
+    pub rope_local_base_freq: Option<f64>,
+    /// Gemma's spelling of `hidden_act`.
+    pub hidden_activation: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub final_logit_softcapping: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub attn_logit_softcapping: Option<Option<f64>>,
+    /// Gemma 3 (legacy): every n-th layer is global when `layer_types` is absent.
+    pub sliding_window_pattern: Option<usize>,
+    #[serde(rename = "_sliding_window_pattern")]
+    pub sliding_window_pattern_private: Option<usize>,
+    /// Multimodal checkpoints (`gemma3`): the text model's config.
+    pub text_config: Option<Value>,
+    /// Set when `text_config` was flattened into this config: the weights are the text tower
+    /// of a multimodal checkpoint (`language_model.` prefixes).
+    #[serde(skip)]
+    pub text_tower: bool,
 }
 
 /// Deserializes a present field as `Some(value-or-null)`; absent fields stay `None` via
@@ -99,12 +119,15 @@ pub enum Arch {
     Llama,
     Qwen2,
     Qwen3,
+    /// Gemma 3 text model (`gemma3_text`, or the text tower of a multimodal `gemma3`).
+    Gemma3,
 }
 
 /// Supported `model_type` values, for messages.
-const SUPPORTED_MODEL_TYPES: &str = "llama, qwen2, qwen3";
+const SUPPORTED_MODEL_TYPES: &str = "llama, qwen2, qwen3, gemma3_text, gemma3";
 /// Supported `architectures[0]` values, for messages.
-const SUPPORTED_ARCHITECTURES: &str = "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM";
+const SUPPORTED_ARCHITECTURES: &str =
+    "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM, Gemma3ForConditionalGeneration";
 
 impl Arch {
     /// The `model_type` spelling.
@@ -113,6 +136,7 @@ impl Arch {
             Arch::Llama => "llama",
             Arch::Qwen2 => "qwen2",
             Arch::Qwen3 => "qwen3",
+            Arch::Gemma3 => "gemma3_text",
         }
     }
 
@@ -121,6 +145,7 @@ impl Arch {
             "llama" => Some(Arch::Llama),
             "qwen2" => Some(Arch::Qwen2),
             "qwen3" => Some(Arch::Qwen3),
+            "gemma3_text" | "gemma3" => Some(Arch::Gemma3),
             _ => None,
         }
     }
@@ -130,6 +155,7 @@ impl Arch {
             "LlamaForCausalLM" => Some(Arch::Llama),
             "Qwen2ForCausalLM" => Some(Arch::Qwen2),
             "Qwen3ForCausalLM" => Some(Arch::Qwen3),
+            "Gemma3ForCausalLM" | "Gemma3ForConditionalGeneration" => Some(Arch::Gemma3),
             _ => None,
         }
     }
@@ -161,6 +187,8 @@ pub enum RopeScaling {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
     Silu,
+    /// transformers' `gelu_pytorch_tanh`: the tanh approximation of GELU.
+    GeluTanh,
 }
 
 /// The normalised, validated model configuration.
@@ -197,6 +225,70 @@ pub struct ModelConfig {
     pub eos_token_ids: Vec<u32>,
     pub bos_token_id: Option<u32>,
     pub torch_dtype: Option<String>,
+    /// Block features beyond the Llama block (all off for llama/qwen).
+    pub features: BlockFeatures,
+}
+
+/// One layer's attention span (transformers' `layer_types`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerKind {
+    /// Attends to every earlier position (`full_attention`).
+    Full,
+    /// Attends to the last `sliding_window` positions, itself included (`sliding_attention`).
+    Sliding,
+}
+
+/// Architectural features of the decoder block, as a table rather than per-architecture
+/// branches: the generic lowering reads only these.
+///
+/// Invariants: `layer_kinds.len()` is the layer count; `sliding_window` is `Some(w > 0)`
+/// iff some layer is `Sliding`; `attn_scale`, softcaps and `embed_scale` are finite and > 0.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockFeatures {
+    /// RMSNorm gains are stored as offsets from 1: the gain is `1 + w` (Gemma).
+    pub norm_gain_offset: bool,
+    /// Gemma's sandwich norms: the attention and MLP outputs are normed before their
+    /// residual adds (`post_attention_layernorm`, `post_feedforward_layernorm`), and the MLP
+    /// input norm is `pre_feedforward_layernorm`.
+    pub sandwich_norms: bool,
+    /// The embedding output is multiplied by this (Gemma: √hidden).
+    pub embed_scale: Option<f64>,
+    /// Attention scores are multiplied by this (`head_dim^-0.5`; Gemma
+    /// `query_pre_attn_scalar^-0.5`).
+    pub attn_scale: f64,
+    /// `cap · tanh(scores / cap)` before the mask (Gemma 2 style; null in Gemma 3 configs).
+    pub attn_softcap: Option<f64>,
+    /// `cap · tanh(logits / cap)` on the LM head output.
+    pub final_softcap: Option<f64>,
+    pub layer_kinds: Vec<LayerKind>,
+    pub sliding_window: Option<usize>,
+    /// RoPE base of the sliding layers (Gemma 3's `rope_local_base_freq`), never scaled.
+    pub local_rope_theta: Option<f64>,
+    /// Per-head q/k norms (Qwen3, Gemma 3), applied before RoPE.
+    pub qk_norm: bool,
+}
+
+impl BlockFeatures {
+    /// The plain Llama block: every layer full attention, scale `head_dim^-0.5`.
+    pub fn plain(layers: usize, head_dim: usize) -> Self {
+        BlockFeatures {
+            norm_gain_offset: false,
+            sandwich_norms: false,
+            embed_scale: None,
+            attn_scale: 1.0 / (head_dim as f64).sqrt(),
+            attn_softcap: None,
+            final_softcap: None,
+            layer_kinds: vec![LayerKind::Full; layers],
+            sliding_window: None,
+            local_rope_theta: None,
+            qk_norm: false,
+        }
+    }
+
+    /// Number of sliding-window layers.
+    pub fn sliding_layers(&self) -> usize {
+        self.layer_kinds.iter().filter(|k| **k == LayerKind::Sliding).count()
+    }
 }
 
 /// Why `config.json` could not be turned into a [`ModelConfig`].
@@ -259,8 +351,9 @@ impl RawConfig {
         let Value::Object(map) = value else {
             return Err(ConfigError::NotAnObject { file: file.to_path_buf() });
         };
+        let (map, text_tower) = flatten_text_config(map, file)?;
         match RawConfig::deserialize(&Value::Object(map.clone())) {
-            Ok(raw) => Ok(raw),
+            Ok(raw) => Ok(RawConfig { text_tower, ..raw }),
             Err(whole) => {
                 for (key, v) in &map {
                     let alone = Value::Object(Map::from_iter([(key.clone(), v.clone())]));
@@ -280,6 +373,37 @@ impl RawConfig {
             }
         }
     }
+}
+
+/// A multimodal Gemma 3 config (`model_type: gemma3`) keeps the text model's fields in
+/// `text_config`; transformers builds the text model from that sub-config. Returns the
+/// text fields merged over the top level (token ids stay at the top level when the text
+/// config lacks them) and whether a text tower was taken out.
+fn flatten_text_config(mut map: Map<String, Value>, file: &Path) -> Result<(Map<String, Value>, bool), ConfigError> {
+    if map.get("model_type").and_then(Value::as_str) != Some("gemma3") {
+        return Ok((map, false));
+    }
+    let text = match map.remove("text_config") {
+        Some(Value::Object(t)) => t,
+        Some(other) if !other.is_null() => {
+            return Err(ConfigError::FieldType {
+                file: file.to_path_buf(),
+                field: "text_config".into(),
+                message: format!("expected an object, found {other}"),
+            });
+        }
+        _ => {
+            return Err(ConfigError::MissingField {
+                file: file.to_path_buf(),
+                field: "text_config (a multimodal gemma3 checkpoint without a text tower)".into(),
+            });
+        }
+    };
+    for (k, v) in text {
+        map.insert(k, v);
+    }
+    map.insert("model_type".into(), Value::String("gemma3_text".into()));
+    Ok((map, true))
 }
 
 impl ModelConfig {
@@ -330,11 +454,14 @@ impl Normaliser<'_> {
             return Err(ConfigError::Quantized { file: self.file.to_path_buf() });
         }
         let arch = self.arch()?;
-        let hidden = self.required(raw.hidden_size, "hidden_size")?;
-        let intermediate = self.required(raw.intermediate_size, "intermediate_size")?;
-        let layers = self.required(raw.num_hidden_layers, "num_hidden_layers")?;
-        let heads = self.required(raw.num_attention_heads, "num_attention_heads")?;
-        let vocab = self.required(raw.vocab_size, "vocab_size")?;
+        // transformers: Gemma3TextConfig has a default for every size (vocab 262208, hidden
+        // 2304, intermediate 9216, 26 layers, 8 heads); multimodal configs rely on them.
+        let gemma = |v: usize| if arch == Arch::Gemma3 { Some(v) } else { None };
+        let hidden = self.required(raw.hidden_size.or(gemma(2304)), "hidden_size")?;
+        let intermediate = self.required(raw.intermediate_size.or(gemma(9216)), "intermediate_size")?;
+        let layers = self.required(raw.num_hidden_layers.or(gemma(26)), "num_hidden_layers")?;
+        let heads = self.required(raw.num_attention_heads.or(gemma(8)), "num_attention_heads")?;
+        let vocab = self.required(raw.vocab_size.or(gemma(262_208)), "vocab_size")?;
         let kv_heads = self.kv_heads(arch, heads)?;
         let head_dim = self.head_dim(arch, hidden, heads)?;
         let max_position_embeddings = self.positive(
@@ -343,6 +470,8 @@ impl Normaliser<'_> {
             raw.max_position_embeddings.unwrap_or(match arch {
                 Arch::Llama => 2048,
                 Arch::Qwen2 | Arch::Qwen3 => 32768,
+                // transformers: Gemma3TextConfig max_position_embeddings=131072.
+                Arch::Gemma3 => 131_072,
             }),
             "max_position_embeddings",
         )?;
@@ -351,7 +480,7 @@ impl Normaliser<'_> {
         if !(rms_eps.is_finite() && rms_eps >= 0.0) {
             return Err(self.invalid("rms_norm_eps", format!("{rms_eps} must be finite and ≥ 0")));
         }
-        let (rope_theta, rope_scaling) = self.rope(max_position_embeddings)?;
+        let (rope_theta, rope_scaling) = self.rope(arch, max_position_embeddings)?;
         if matches!(rope_scaling, RopeScaling::Dynamic { .. }) && head_dim <= 2 {
             // transformers divides by (head_dim - 2) in the dynamic-NTK exponent.
             return Err(
@@ -363,29 +492,48 @@ impl Normaliser<'_> {
         {
             return Err(self.unsupported("partial_rotary_factor", f, ""));
         }
-        self.check_sliding_window(arch, layers)?;
+        let features = if arch == Arch::Gemma3 {
+            super::gemma_config::features(raw, self.file, layers, hidden)?
+        } else {
+            self.check_sliding_window(arch, layers)?;
+            BlockFeatures { qk_norm: arch == Arch::Qwen3, ..BlockFeatures::plain(layers, head_dim) }
+        };
 
         // transformers: Qwen2Attention hardcodes bias=True on q/k/v and False on o_proj and
         // ignores attention_bias; Llama and Qwen3 use attention_bias (default False) for
         // q/k/v and o_proj. Only LlamaMLP reads mlp_bias (default False).
         let attention_bias = raw.attention_bias.unwrap_or(false);
+        // Gemma3Attention: bias=attention_bias (default False) on q/k/v/o; the MLP has none.
         let (qkv_bias, o_bias, mlp_bias) = match arch {
             Arch::Llama => (attention_bias, attention_bias, raw.mlp_bias.unwrap_or(false)),
             Arch::Qwen2 => (true, false, false),
-            Arch::Qwen3 => (attention_bias, attention_bias, false),
+            Arch::Qwen3 | Arch::Gemma3 => (attention_bias, attention_bias, false),
         };
 
-        // transformers: hidden_act="silu" in all three config classes.
-        let hidden_act = match raw.hidden_act.as_deref().unwrap_or("silu") {
+        // transformers: hidden_act="silu" in the Llama/Qwen config classes; Gemma3TextConfig
+        // has hidden_activation="gelu_pytorch_tanh" (and Gemma3MLP reads only that).
+        let (act_field, act) = match arch {
+            Arch::Gemma3 => ("hidden_activation", raw.hidden_activation.as_deref().unwrap_or("gelu_pytorch_tanh")),
+            _ => ("hidden_act", raw.hidden_act.as_deref().unwrap_or("silu")),
+        };
+        let hidden_act = match act {
             "silu" => Activation::Silu,
-            other => return Err(self.unsupported("hidden_act", format!("{other:?}"), " (supported: \"silu\")")),
+            "gelu_pytorch_tanh" => Activation::GeluTanh,
+            other => {
+                return Err(self.unsupported(
+                    act_field,
+                    format!("{other:?}"),
+                    " (supported: \"silu\", \"gelu_pytorch_tanh\")",
+                ));
+            }
         };
 
         // transformers: LlamaConfig bos_token_id=1, eos_token_id=2; Qwen2/Qwen3 inherit
-        // PretrainedConfig's None. An explicit null means None everywhere.
+        // PretrainedConfig's None; Gemma3TextConfig bos 2, eos 1. An explicit null means None.
         let (default_bos, default_eos) = match arch {
             Arch::Llama => (Some(1), vec![2]),
             Arch::Qwen2 | Arch::Qwen3 => (None, vec![]),
+            Arch::Gemma3 => (Some(2), vec![1]),
         };
         let bos_token_id = raw.bos_token_id.unwrap_or(default_bos);
         let eos_token_ids = match &raw.eos_token_id {
@@ -408,16 +556,18 @@ impl Normaliser<'_> {
             rope_theta,
             rope_scaling,
             max_position_embeddings,
-            // transformers: tie_word_embeddings=False in all three config classes.
-            tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(false),
+            // transformers: tie_word_embeddings=False in the Llama/Qwen config classes, True
+            // in Gemma3TextConfig.
+            tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(arch == Arch::Gemma3),
             qkv_bias,
             o_bias,
             mlp_bias,
-            qk_norm: arch == Arch::Qwen3,
+            qk_norm: features.qk_norm,
             hidden_act,
             eos_token_ids,
             bos_token_id,
             torch_dtype: raw.torch_dtype.clone().or_else(|| raw.dtype.clone()),
+            features,
         })
     }
 
@@ -448,6 +598,8 @@ impl Normaliser<'_> {
                 Arch::Qwen2 | Arch::Qwen3 => {
                     (32, "; num_key_value_heads is absent and transformers' Qwen default is 32")
                 }
+                // transformers: Gemma3TextConfig num_key_value_heads=4.
+                Arch::Gemma3 => (4, "; num_key_value_heads is absent and transformers' Gemma 3 default is 4"),
             },
         };
         let kv_heads = self.positive(kv_heads, "num_key_value_heads")?;
@@ -473,6 +625,8 @@ impl Normaliser<'_> {
             Some(Some(d)) => Some(d),
             Some(None) => None,
             None if arch == Arch::Qwen3 => Some(128),
+            // transformers: Gemma3TextConfig head_dim=256.
+            None if arch == Arch::Gemma3 => Some(256),
             None => None,
         };
         let head_dim = match given {
@@ -507,7 +661,7 @@ impl Normaliser<'_> {
 
     /// RoPE base and scaling. transformers 5 writes `rope_parameters` (which may carry
     /// `rope_theta`); it takes precedence over `rope_scaling` and the top-level `rope_theta`.
-    fn rope(&self, max_pos: usize) -> Result<(f64, RopeScaling), ConfigError> {
+    fn rope(&self, arch: Arch, max_pos: usize) -> Result<(f64, RopeScaling), ConfigError> {
         let raw = self.raw;
         let (key, dict) = match (&raw.rope_parameters, &raw.rope_scaling) {
             (Some(p), _) if !p.is_null() => ("rope_parameters", Some(p)),
@@ -522,8 +676,9 @@ impl Normaliser<'_> {
         let theta_field = format!("{key}.rope_theta");
         let (theta, theta_field) = match dict.and_then(|m| m.get("rope_theta")) {
             Some(v) => (self.number(v, &theta_field)?, theta_field.as_str()),
-            // transformers: rope_theta=10000.0 in all three config classes.
-            None => (raw.rope_theta.unwrap_or(10000.0), "rope_theta"),
+            // transformers: rope_theta=10000.0 in the Llama/Qwen config classes, 1e6 in
+            // Gemma3TextConfig.
+            None => (raw.rope_theta.unwrap_or(if arch == Arch::Gemma3 { 1e6 } else { 10000.0 }), "rope_theta"),
         };
         if !(theta.is_finite() && theta > 0.0) {
             return Err(self.invalid(theta_field, format!("{theta} must be finite and > 0")));

@@ -2,11 +2,11 @@
 //! framework-neutral module described in `docs/module-conventions.md`, computing exactly
 //! what transformers' eager Llama/Qwen2/Qwen3 forward computes (fp32).
 
-use super::config::ModelConfig;
+use super::config::{Activation, LayerKind, ModelConfig};
 use super::spec::{DecoderSpec, LayerTensors};
-use crate::ir::{DType, FunctionBuilder, Module, Op, TensorType, Type, TypeError, ValueId};
+use crate::ir::{DType, FunctionBuilder, GeluMode, Module, Op, TensorType, Type, TypeError, ValueId};
 
-/// Sizes every function shares.
+/// Sizes and block features every function shares.
 #[derive(Clone, Copy, Debug)]
 pub struct Dims {
     pub hidden: usize,
@@ -18,10 +18,19 @@ pub struct Dims {
     pub context: usize,
     pub batch: usize,
     pub eps: f64,
+    /// Multiplier of the attention scores.
+    pub attn_scale: f64,
+    pub attn_softcap: Option<f64>,
+    pub final_softcap: Option<f64>,
+    pub act: Activation,
+    /// KV cache length of a sliding-window layer: `min(window, context)` (the context when
+    /// the model has no sliding layers).
+    pub local_len: usize,
 }
 
 impl Dims {
     pub fn new(cfg: &ModelConfig, context: usize, batch: usize) -> Self {
+        let f = &cfg.features;
         Dims {
             hidden: cfg.hidden,
             heads: cfg.heads,
@@ -32,6 +41,63 @@ impl Dims {
             context,
             batch,
             eps: cfg.rms_eps,
+            attn_scale: f.attn_scale,
+            attn_softcap: f.attn_softcap,
+            final_softcap: f.final_softcap,
+            act: cfg.hidden_act,
+            local_len: f.sliding_window.map_or(context, |w| w.min(context)),
+        }
+    }
+
+    /// True when sliding layers need the rotate functions (their window is shorter than the
+    /// context).
+    pub fn rotates(&self) -> bool {
+        self.local_len < self.context
+    }
+}
+
+/// Which variant of a layer function: single-token decode or batched prefill, each in fill
+/// mode (sliding caches indexed by absolute position, used while position < window) or
+/// rotate mode (sliding caches shifted left, used from position `window` on). Full-attention
+/// layers compute the same in both modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Infer,
+    Prefill,
+    InferRotate,
+    PrefillRotate,
+}
+
+impl Mode {
+    /// The function-name suffix (`layer3.infer_rotate`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Infer => "infer",
+            Mode::Prefill => "prefill",
+            Mode::InferRotate => "infer_rotate",
+            Mode::PrefillRotate => "prefill_rotate",
+        }
+    }
+
+    pub fn is_prefill(self) -> bool {
+        matches!(self, Mode::Prefill | Mode::PrefillRotate)
+    }
+
+    pub fn is_rotate(self) -> bool {
+        matches!(self, Mode::InferRotate | Mode::PrefillRotate)
+    }
+
+    /// Rows per call: 1, or the prefill batch.
+    pub fn rows(self, batch: usize) -> usize {
+        if self.is_prefill() { batch } else { 1 }
+    }
+
+    /// The modes a module with these dims has, in ANEMLL's function order.
+    pub fn all(d: &Dims) -> &'static [Mode] {
+        if d.rotates() {
+            &[Mode::Infer, Mode::InferRotate, Mode::Prefill, Mode::PrefillRotate]
+        } else {
+            &[Mode::Infer, Mode::Prefill]
         }
     }
 }
@@ -54,11 +120,20 @@ pub fn lower_embed(
 ) -> Result<crate::ir::Function, TypeError> {
     let mut b = FunctionBuilder::new(m, fname);
     let ids = b.input("input_ids", i32t(&[1, s]));
-    let table = b.weight(&spec.embed_tokens, "embed_table")?;
+    let table = b.weight(&embed_weight_name(spec), "embed_table")?;
     let h = b.op(Op::Gather { axis: 0 }, &[table, ids], "hidden_states")?;
     debug_assert_eq!(b.tensor_ty(h).shape, vec![1, s, d.hidden]);
     b.output("hidden_states", h);
     Ok(b.finish())
+}
+
+/// The weight the embedding functions gather from: the checkpoint table, or a scaled copy
+/// of it (`{table}.scaled`, the embedding scale folded in) when the model scales embeddings.
+pub fn embed_weight_name(spec: &DecoderSpec) -> String {
+    match spec.embed_scale {
+        Some(_) => format!("{}.scaled", spec.embed_tokens),
+        None => spec.embed_tokens.clone(),
+    }
 }
 
 /// Lowers `final_norm.{mode}`: the model's final RMSNorm over `[1, S, H]`.
@@ -90,10 +165,28 @@ pub fn lower_lm_head(
     let h = b.input("hidden_states", f32t(&[1, s, d.hidden]));
     for (k, piece) in pieces.iter().enumerate() {
         let w = b.weight(piece, &format!("lm_head_w{}", k + 1))?;
-        let logits = b.op(Op::Linear, &[h, w], &format!("logits{}", k + 1))?;
-        b.output(&format!("logits{}", k + 1), logits);
+        let name = format!("logits{}", k + 1);
+        let logits = match d.final_softcap {
+            None => b.op(Op::Linear, &[h, w], &name)?,
+            Some(cap) => {
+                let raw = b.op(Op::Linear, &[h, w], &format!("{name}_raw"))?;
+                softcap(&mut b, raw, cap, &name)?
+            }
+        };
+        b.output(&name, logits);
     }
     Ok(b.finish())
+}
+
+/// `cap · tanh(x / cap)`, written as `2·cap·σ(2x / cap) − cap` (tanh(z) = 2σ(2z) − 1).
+fn softcap(b: &mut FunctionBuilder<'_>, x: ValueId, cap: f64, name: &str) -> Result<ValueId, TypeError> {
+    let inner = b.const_f(f32t(&[]), vec![2.0 / cap], &format!("{name}_cap_in"))?;
+    let outer = b.const_f(f32t(&[]), vec![2.0 * cap], &format!("{name}_cap_out"))?;
+    let shift = b.const_f(f32t(&[]), vec![cap], &format!("{name}_cap_shift"))?;
+    let z = b.op(Op::Mul, &[x, inner], &format!("{name}_cap_z"))?;
+    let sig = b.op(Op::Sigmoid, &[z], &format!("{name}_cap_sig"))?;
+    let y = b.op(Op::Mul, &[sig, outer], &format!("{name}_cap_y"))?;
+    b.op(Op::Sub, &[y, shift], name)
 }
 
 /// Builder helpers for the layer body.
@@ -147,17 +240,24 @@ impl Layer<'_, '_> {
         if rep == 1 {
             return Ok(x);
         }
-        let y = self.op(
-            Op::Reshape { shape: vec![1, d.kv_heads, 1, d.context, d.head_dim] },
-            &[x],
-            &format!("{name}_unsq"),
-        )?;
-        let y = self.op(
-            Op::Expand { shape: vec![1, d.kv_heads, rep, d.context, d.head_dim] },
-            &[y],
-            &format!("{name}_rep"),
-        )?;
-        self.op(Op::Reshape { shape: vec![1, d.heads, d.context, d.head_dim] }, &[y], &format!("{name}_gqa"))
+        let len = self.b.tensor_ty(x).shape[2];
+        let y =
+            self.op(Op::Reshape { shape: vec![1, d.kv_heads, 1, len, d.head_dim] }, &[x], &format!("{name}_unsq"))?;
+        let y =
+            self.op(Op::Expand { shape: vec![1, d.kv_heads, rep, len, d.head_dim] }, &[y], &format!("{name}_rep"))?;
+        self.op(Op::Reshape { shape: vec![1, d.heads, len, d.head_dim] }, &[y], &format!("{name}_gqa"))
+    }
+
+    fn rms_norm(&mut self, x: ValueId, gain: &str, name: &str) -> Result<ValueId, TypeError> {
+        let g = self.b.weight(gain, &format!("{name}_gain"))?;
+        self.op(Op::RmsNorm { axis: -1, eps: self.d.eps }, &[x, g], name)
+    }
+
+    /// `[start, end)` of axis 2 of a `[1, nkv, L, hd]` slab.
+    fn rows(&mut self, x: ValueId, start: usize, end: usize, name: &str) -> Result<ValueId, TypeError> {
+        let mut hi = self.b.tensor_ty(x).shape.clone();
+        hi[2] = end;
+        self.op(Op::Slice { begin: vec![0, 0, start, 0], end: hi }, &[x], name)
     }
 
     /// `begin` index `[slot, 0, current_pos, 0]` for a KV write.
@@ -168,26 +268,115 @@ impl Layer<'_, '_> {
     }
 }
 
-/// Lowers `layer{i}.{mode}` for `s` rows (1 for infer, B for prefill).
+/// Where a layer's keys and values come from, after this step's rows were stored.
+struct Attended {
+    k: ValueId,
+    v: ValueId,
+    /// The additive mask over the attended keys, `[1, 1, S, keys]`.
+    mask: Option<ValueId>,
+}
+
+/// KV cache of a full-attention layer, or a sliding layer in fill mode: this step's rows are
+/// written at `current_pos`; attention reads the first `len` slots through the first `len`
+/// columns of the causal mask.
+fn cache_at_position(
+    l: &mut Layer<'_, '_>,
+    kv: ValueId,
+    k: ValueId,
+    v: ValueId,
+    current_pos: ValueId,
+    mask: ValueId,
+    len: usize,
+) -> Result<Attended, TypeError> {
+    let d = l.d;
+    let cache = l.op(Op::ReadState, &[kv], "cache")?;
+    let k_begin = l.kv_begin(0, current_pos, "k_begin")?;
+    let v_begin = l.kv_begin(1, current_pos, "v_begin")?;
+    let cache = l.op(Op::SliceUpdate, &[cache, k, k_begin], "cache_k")?;
+    let cache = l.op(Op::SliceUpdate, &[cache, v, v_begin], "cache_kv")?;
+    l.b.effect(Op::WriteState, &[kv, cache])?;
+    let slab = |slot: usize| Op::Slice { begin: vec![slot, 0, 0, 0], end: vec![slot + 1, d.kv_heads, len, d.head_dim] };
+    let k_all = l.op(slab(0), &[cache], "k_all")?;
+    let v_all = l.op(slab(1), &[cache], "v_all")?;
+    let mask = if len == d.context {
+        mask
+    } else {
+        l.op(Op::Slice { begin: vec![0, 0, 0, 0], end: vec![1, 1, l.s, len] }, &[mask], "window_mask")?
+    };
+    Ok(Attended { k: k_all, v: v_all, mask: Some(mask) })
+}
+
+/// KV cache of a sliding layer in rotate mode (position ≥ window): the cache holds the
+/// `len` positions before this step's first row, oldest first. The new cache drops the
+/// oldest `S` rows and appends this step's. Queries attend to the old cache followed by the
+/// new rows, masked by position difference alone, so every query sees exactly the last
+/// `window` positions, itself included (transformers' sliding window). For one row the
+/// mask is all zeros and the keys are just the new cache.
+fn cache_rotated(
+    l: &mut Layer<'_, '_>,
+    kv: ValueId,
+    k: ValueId,
+    v: ValueId,
+    len: usize,
+) -> Result<Attended, TypeError> {
+    let (d, s) = (l.d, l.s);
+    let cache = l.op(Op::ReadState, &[kv], "cache")?;
+    let slab = |slot: usize| Op::Slice { begin: vec![slot, 0, 0, 0], end: vec![slot + 1, d.kv_heads, len, d.head_dim] };
+    let k_old = l.op(slab(0), &[cache], "k_old")?;
+    let v_old = l.op(slab(1), &[cache], "v_old")?;
+    let shifted = |l: &mut Layer<'_, '_>, old: ValueId, new: ValueId, name: &str| -> Result<ValueId, TypeError> {
+        if s == len {
+            return Ok(new);
+        }
+        let kept = l.rows(old, s, len, &format!("{name}_kept"))?;
+        l.op(Op::Concat { axis: 2 }, &[kept, new], &format!("{name}_shifted"))
+    };
+    let k_new = shifted(l, k_old, k, "k")?;
+    let v_new = shifted(l, v_old, v, "v")?;
+    let cache = l.op(Op::Concat { axis: 0 }, &[k_new, v_new], "cache_kv")?;
+    l.b.effect(Op::WriteState, &[kv, cache])?;
+    if s == 1 {
+        return Ok(Attended { k: k_new, v: v_new, mask: None });
+    }
+    // Query i (position p0 + i) sees old slot j (position p0 − len + j) iff j > i, and new
+    // row j iff j ≤ i.
+    let keys = len + s;
+    let mut values = Vec::with_capacity(s * keys);
+    for i in 0..s {
+        values.extend((0..len).map(|j| if j > i { 0.0 } else { f64::NEG_INFINITY }));
+        values.extend((0..s).map(|j| if j <= i { 0.0 } else { f64::NEG_INFINITY }));
+    }
+    let mask = l.b.const_f(f32t(&[1, 1, s, keys]), values, "window_mask")?;
+    let k_all = l.op(Op::Concat { axis: 2 }, &[k_old, k], "k_all")?;
+    let v_all = l.op(Op::Concat { axis: 2 }, &[v_old, v], "v_all")?;
+    Ok(Attended { k: k_all, v: v_all, mask: Some(mask) })
+}
+
+/// Lowers `layer{i}.{mode}` (see [`Mode`]); `s` rows are `mode.rows(batch)`.
+///
+/// State: `kv_cache_{i}: state<fp32[2, nkv, L, hd]>` (K at 0, V at 1), with L the context
+/// for full-attention layers and `d.local_len` for sliding ones.
 pub fn lower_layer(
     m: &Module,
     t: &LayerTensors,
     d: &Dims,
     index: usize,
-    fname: &str,
-    s: usize,
+    mode: Mode,
 ) -> Result<crate::ir::Function, TypeError> {
-    let mut b = FunctionBuilder::new(m, fname);
+    let fname = format!("layer{index}.{}", mode.name());
+    let s = mode.rows(d.batch);
+    let sliding = t.kind == LayerKind::Sliding;
+    let cache_len = if sliding { d.local_len } else { d.context };
+    let mut b = FunctionBuilder::new(m, &fname);
     let h = b.input("hidden_states", f32t(&[1, s, d.hidden]));
     let position_ids = b.input("position_ids", i32t(&[s]));
     let mask = b.input("causal_mask", f32t(&[1, 1, s, d.context]));
     let current_pos = b.input("current_pos", i32t(&[1]));
-    let kv = b.input(&format!("kv_cache_{index}"), Type::State(f32t(&[2, d.kv_heads, d.context, d.head_dim])));
+    let kv = b.input(&format!("kv_cache_{index}"), Type::State(f32t(&[2, d.kv_heads, cache_len, d.head_dim])));
     let mut l = Layer { b: &mut b, d: *d, s };
 
     // Attention block.
-    let g = l.b.weight(&t.input_norm, "input_norm_gain")?;
-    let x = l.op(Op::RmsNorm { axis: -1, eps: d.eps }, &[h, g], "attn_in")?;
+    let x = l.rms_norm(h, &t.input_norm, "attn_in")?;
     let bias = |k: usize| t.qkv_bias.as_ref().map(|b| b[k].as_str());
     let q = l.linear(x, &t.q_proj, bias(0), "q")?;
     let k = l.linear(x, &t.k_proj, bias(1), "k")?;
@@ -196,8 +385,9 @@ pub fn lower_layer(
     let k = l.heads(k, d.kv_heads, t.qk_norm.as_ref().map(|n| n[1].as_str()), "k")?;
     let v = l.heads(v, d.kv_heads, None, "v")?;
 
-    let cos_table = l.b.weight("rope.cos", "cos_table")?;
-    let sin_table = l.b.weight("rope.sin", "sin_table")?;
+    let table = if sliding && has_local_rope(m) { "rope_local" } else { "rope" };
+    let cos_table = l.b.weight(&format!("{table}.cos"), "cos_table")?;
+    let sin_table = l.b.weight(&format!("{table}.sin"), "sin_table")?;
     let cos = l.op(Op::Gather { axis: 0 }, &[cos_table, position_ids], "cos_rows")?;
     let sin = l.op(Op::Gather { axis: 0 }, &[sin_table, position_ids], "sin_rows")?;
     let cos = l.op(Op::Reshape { shape: vec![1, 1, s, d.head_dim] }, &[cos], "cos")?;
@@ -205,40 +395,52 @@ pub fn lower_layer(
     let q = l.rope(q, cos, sin, "q")?;
     let k = l.rope(k, cos, sin, "k")?;
 
-    // KV cache: write this step's rows at current_pos, read the whole slabs back.
-    let cache = l.op(Op::ReadState, &[kv], "cache")?;
-    let k_begin = l.kv_begin(0, current_pos, "k_begin")?;
-    let v_begin = l.kv_begin(1, current_pos, "v_begin")?;
-    let cache = l.op(Op::SliceUpdate, &[cache, k, k_begin], "cache_k")?;
-    let cache = l.op(Op::SliceUpdate, &[cache, v, v_begin], "cache_kv")?;
-    l.b.effect(Op::WriteState, &[kv, cache])?;
-    let slab =
-        |slot: usize| Op::Slice { begin: vec![slot, 0, 0, 0], end: vec![slot + 1, d.kv_heads, d.context, d.head_dim] };
-    let k_all = l.op(slab(0), &[cache], "k_all")?;
-    let v_all = l.op(slab(1), &[cache], "v_all")?;
-    let k_all = l.repeat_kv(k_all, "k_all")?;
-    let v_all = l.repeat_kv(v_all, "v_all")?;
+    let att = if sliding && mode.is_rotate() && d.rotates() {
+        cache_rotated(&mut l, kv, k, v, cache_len)?
+    } else {
+        cache_at_position(&mut l, kv, k, v, current_pos, mask, cache_len)?
+    };
+    let k_all = l.repeat_kv(att.k, "k_all")?;
+    let v_all = l.repeat_kv(att.v, "v_all")?;
 
     let scores = l.op(Op::Matmul { transpose_a: false, transpose_b: true }, &[q, k_all], "scores")?;
-    let scale = l.b.const_f(f32t(&[]), vec![1.0 / (d.head_dim as f64).sqrt()], "attn_scale")?;
-    let scores = l.op(Op::Mul, &[scores, scale], "scores_scaled")?;
-    let scores = l.op(Op::Add, &[scores, mask], "scores_masked")?;
+    let scale = l.b.const_f(f32t(&[]), vec![d.attn_scale], "attn_scale")?;
+    let mut scores = l.op(Op::Mul, &[scores, scale], "scores_scaled")?;
+    if let Some(cap) = d.attn_softcap {
+        scores = softcap(l.b, scores, cap, "scores_capped")?;
+    }
+    if let Some(mask) = att.mask {
+        scores = l.op(Op::Add, &[scores, mask], "scores_masked")?;
+    }
     let probs = l.op(Op::Softmax { axis: -1 }, &[scores], "probs")?;
     let attn = l.op(Op::Matmul { transpose_a: false, transpose_b: false }, &[probs, v_all], "attn")?;
     let attn = l.op(Op::Transpose { perm: vec![0, 2, 1, 3] }, &[attn], "attn_rows")?;
     let attn = l.op(Op::Reshape { shape: vec![1, s, d.heads * d.head_dim] }, &[attn], "attn_flat")?;
-    let o = l.linear(attn, &t.o_proj, None, "o")?;
+    let mut o = l.linear(attn, &t.o_proj, None, "o")?;
+    if let Some([attn_out, _]) = &t.out_norms {
+        o = l.rms_norm(o, attn_out, "attn_out")?;
+    }
     let h = l.op(Op::Add, &[h, o], "resid_attn")?;
 
-    // MLP block (SwiGLU).
-    let g = l.b.weight(&t.post_attention_norm, "post_norm_gain")?;
-    let x = l.op(Op::RmsNorm { axis: -1, eps: d.eps }, &[h, g], "mlp_in")?;
+    // MLP block (gated: SwiGLU or GEGLU).
+    let x = l.rms_norm(h, &t.mlp_norm, "mlp_in")?;
     let gate = l.linear(x, &t.gate_proj, None, "gate")?;
-    let gate = l.op(Op::Silu, &[gate], "gate_act")?;
+    let gate = match d.act {
+        Activation::Silu => l.op(Op::Silu, &[gate], "gate_act")?,
+        Activation::GeluTanh => l.op(Op::Gelu { mode: GeluMode::Tanh }, &[gate], "gate_act")?,
+    };
     let up = l.linear(x, &t.up_proj, None, "up")?;
     let prod = l.op(Op::Mul, &[gate, up], "gated")?;
-    let down = l.linear(prod, &t.down_proj, None, "down")?;
+    let mut down = l.linear(prod, &t.down_proj, None, "down")?;
+    if let Some([_, mlp_out]) = &t.out_norms {
+        down = l.rms_norm(down, mlp_out, "mlp_out")?;
+    }
     let out = l.op(Op::Add, &[h, down], "output_hidden_states")?;
     b.output("output_hidden_states", out);
     Ok(b.finish())
+}
+
+/// True when the module declares separate RoPE tables for sliding layers.
+fn has_local_rope(m: &Module) -> bool {
+    m.weights.iter().any(|w| w.name == "rope_local.cos")
 }

@@ -12,7 +12,7 @@ impl Frontend for Llama {
         Arch::Llama
     }
 
-    fn spec(&self, cfg: &ModelConfig, tied: bool) -> DecoderSpec {
-        hf_llama_family(cfg.layers, cfg.qkv_bias, false, tied)
+    fn spec(&self, cfg: &ModelConfig, tied: bool, _has: &dyn Fn(&str) -> bool) -> DecoderSpec {
+        hf_llama_family(cfg, tied)
     }
 }

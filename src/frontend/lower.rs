@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::config::LayerKind;
 use super::config::ModelConfig;
-use super::decoder::{Dims, lower_embed, lower_final_norm, lower_layer, lower_lm_head};
+use super::decoder::{Dims, Mode, lower_embed, lower_final_norm, lower_layer, lower_lm_head};
 use super::spec::DecoderSpec;
 use super::{frontend_for, rope};
 use crate::checkpoint::{Checkpoint, CheckpointError, StDType};
@@ -70,6 +71,14 @@ fn validate_options(cfg: &ModelConfig, opts: &LowerOptions) -> Result<(), LowerE
         return Err(LowerError::Option(format!(
             "--context {} is not a multiple of --batch {} (prefill writes whole batches into the KV cache)",
             opts.context, opts.batch
+        )));
+    }
+    let local = cfg.features.sliding_window.map_or(opts.context, |w| w.min(opts.context));
+    if local < opts.context && (opts.batch > local || !local.is_multiple_of(opts.batch)) {
+        return Err(LowerError::Option(format!(
+            "--batch {} must divide the sliding window {local} (prefill batches must not straddle the \
+             point where the sliding-window caches start to rotate)",
+            opts.batch
         )));
     }
     if cfg.o_bias || cfg.mlp_bias {
@@ -140,15 +149,29 @@ impl WeightTable<'_> {
         });
         Ok(())
     }
+
+    /// Declares an RMSNorm gain; with `offset` the stored value is w and the gain 1 + w.
+    fn declare_gain(&mut self, tensor: &str, len: usize, role: &str, offset: bool) -> Result<(), LowerError> {
+        let fresh = !self.weights.iter().any(|w| w.name == tensor);
+        self.declare(tensor, &[len], role)?;
+        if offset && fresh {
+            let w = self.weights.iter_mut().find(|w| w.name == tensor).expect("just declared");
+            let inner =
+                std::mem::replace(&mut w.recipe, Recipe::Checkpoint { tensor: String::new(), ty: w.ty.clone() });
+            w.recipe = Recipe::Offset { input: Box::new(inner), value: 1.0 };
+        }
+        Ok(())
+    }
 }
 
 fn declare_weights(t: &mut WeightTable, spec: &DecoderSpec, cfg: &ModelConfig) -> Result<(), LowerError> {
     let (h, v, i) = (cfg.hidden, cfg.vocab, cfg.intermediate);
     let (qd, kvd, hd) = (cfg.heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim, cfg.head_dim);
+    let offset = cfg.features.norm_gain_offset;
     t.declare(&spec.embed_tokens, &[v, h], "token embeddings")?;
     for (n, l) in spec.layers.iter().enumerate() {
         let role = |what: &str| format!("layer {n} {what}");
-        t.declare(&l.input_norm, &[h], &role("input norm"))?;
+        t.declare_gain(&l.input_norm, h, &role("input norm"), offset)?;
         t.declare(&l.q_proj, &[qd, h], &role("q projection"))?;
         t.declare(&l.k_proj, &[kvd, h], &role("k projection"))?;
         t.declare(&l.v_proj, &[kvd, h], &role("v projection"))?;
@@ -158,17 +181,29 @@ fn declare_weights(t: &mut WeightTable, spec: &DecoderSpec, cfg: &ModelConfig) -
             t.declare(vb, &[kvd], &role("v bias"))?;
         }
         if let Some([qn, kn]) = &l.qk_norm {
-            t.declare(qn, &[hd], &role("q norm"))?;
-            t.declare(kn, &[hd], &role("k norm"))?;
+            t.declare_gain(qn, hd, &role("q norm"), offset)?;
+            t.declare_gain(kn, hd, &role("k norm"), offset)?;
         }
         t.declare(&l.o_proj, &[h, qd], &role("o projection"))?;
-        t.declare(&l.post_attention_norm, &[h], &role("post-attention norm"))?;
+        t.declare_gain(&l.mlp_norm, h, &role("MLP input norm"), offset)?;
+        if let Some([a, m]) = &l.out_norms {
+            t.declare_gain(a, h, &role("attention output norm"), offset)?;
+            t.declare_gain(m, h, &role("MLP output norm"), offset)?;
+        }
         t.declare(&l.gate_proj, &[i, h], &role("MLP gate projection"))?;
         t.declare(&l.up_proj, &[i, h], &role("MLP up projection"))?;
         t.declare(&l.down_proj, &[h, i], &role("MLP down projection"))?;
     }
-    t.declare(&spec.final_norm, &[h], "final norm")?;
+    t.declare_gain(&spec.final_norm, h, "final norm", offset)?;
     t.declare(&spec.lm_head, &[v, h], "LM head")?;
+    if let Some(scale) = spec.embed_scale {
+        let table = t.weights.iter().find(|w| w.name == spec.embed_tokens).expect("declared above").clone();
+        t.weights.push(Weight {
+            name: super::decoder::embed_weight_name(spec),
+            ty: table.ty,
+            recipe: Recipe::Scale { input: Box::new(table.recipe), factor: scale },
+        });
+    }
     Ok(())
 }
 
@@ -203,6 +238,19 @@ fn lm_head_piece_weights(
     names
 }
 
+/// Declares the `{prefix}.cos` / `{prefix}.sin` tables `[context, head_dim]`.
+fn push_rope_tables(weights: &mut Vec<Weight>, prefix: &str, inv_freq: &[f64], len: usize, dim: usize, scale: f64) {
+    for cos in [true, false] {
+        let (inv_freq, dtype) = (inv_freq.to_vec(), DType::F32);
+        let (name, recipe) = if cos {
+            (format!("{prefix}.cos"), Recipe::RopeCos { inv_freq, len, scale, dtype })
+        } else {
+            (format!("{prefix}.sin"), Recipe::RopeSin { inv_freq, len, scale, dtype })
+        };
+        weights.push(Weight { name, ty: TensorType::new(DType::F32, vec![len, dim]), recipe });
+    }
+}
+
 /// A module name made of the folder's base name, restricted to symbol characters.
 fn module_name(dir: &Path) -> String {
     let base = dir.canonicalize().ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
@@ -231,8 +279,7 @@ pub fn lower_with(dir: &Path, cfg: &ModelConfig, ckpt: &Checkpoint, opts: &Lower
     validate_options(cfg, opts)?;
     let frontend = frontend_for(cfg.arch);
     // transformers ties the head to the embeddings when the config says so, and a checkpoint
-    // without `lm_head.weight` can only be tied.
-    let tied = cfg.tie_word_embeddings || ckpt.info("lm_head.weight").is_none();
+    // without the output projection's tensor can only be tied.
     // Every layer needs tensors of its own; refusing a deeper config here keeps a hostile
     // `num_hidden_layers` (say 10^12) from allocating a spec for each layer first.
     if cfg.layers > ckpt.len() {
@@ -246,7 +293,10 @@ pub fn lower_with(dir: &Path, cfg: &ModelConfig, ckpt: &Checkpoint, opts: &Lower
             ),
         }));
     }
-    let spec = frontend.spec(cfg, tied);
+    let has = |name: &str| ckpt.info(name).is_some();
+    let untied = frontend.spec(cfg, false, &has);
+    let tied = cfg.tie_word_embeddings || !has(&untied.lm_head);
+    let spec = frontend.spec(cfg, tied, &has);
 
     let mut table = WeightTable { ckpt, dir, weights: Vec::new() };
     declare_weights(&mut table, &spec, cfg)?;
@@ -264,21 +314,13 @@ pub fn lower_with(dir: &Path, cfg: &ModelConfig, ckpt: &Checkpoint, opts: &Lower
     let scale = rope::attention_scaling(cfg);
     let mut weights = table.weights;
     let pieces = lm_head_piece_weights(&mut weights, &spec.lm_head, spec.tied, cfg, opts.max_vocab_piece);
-    for (name, cos) in [("rope.cos", true), ("rope.sin", false)] {
-        let (inv_freq, len, dtype) = (inv_freq.clone(), opts.context, DType::F32);
-        let recipe = if cos {
-            Recipe::RopeCos { inv_freq, len, scale, dtype }
-        } else {
-            Recipe::RopeSin { inv_freq, len, scale, dtype }
-        };
-        weights.push(Weight {
-            name: name.into(),
-            ty: TensorType::new(DType::F32, vec![opts.context, cfg.head_dim]),
-            recipe,
-        });
+    let local = rope::local_inv_freq_for_context(cfg, opts.context).map(|f| ("rope_local", f));
+    for (prefix, inv_freq) in std::iter::once(("rope", inv_freq)).chain(local) {
+        push_rope_tables(&mut weights, prefix, &inv_freq, opts.context, cfg.head_dim, scale);
     }
 
     let mut m = Module::new(module_name(dir));
+
     m.weights = weights;
     let int = |v: usize| AttrValue::Int(v as i64);
     m.attrs.insert("arch".into(), AttrValue::Str(cfg.arch.name().into()));
@@ -297,13 +339,20 @@ pub fn lower_with(dir: &Path, cfg: &ModelConfig, ckpt: &Checkpoint, opts: &Lower
         m.attrs.insert(k.into(), int(v));
     }
     m.attrs.insert("eos_token_ids".into(), AttrValue::Ints(cfg.eos_token_ids.iter().map(|&t| t as i64).collect()));
-
     let d = Dims::new(cfg, opts.context, opts.batch);
+    let sliding: Vec<i64> =
+        spec.layers.iter().enumerate().filter(|(_, l)| l.kind == LayerKind::Sliding).map(|(i, _)| i as i64).collect();
+    if !sliding.is_empty() {
+        m.attrs.insert("sliding_window".into(), int(d.local_len));
+        m.attrs.insert("sliding_layers".into(), AttrValue::Ints(sliding));
+    }
+
     let mut functions =
         vec![lower_embed(&m, &spec, &d, "embed.infer", 1)?, lower_embed(&m, &spec, &d, "embed.prefill", opts.batch)?];
     for (i, layer) in spec.layers.iter().enumerate() {
-        functions.push(lower_layer(&m, layer, &d, i, &format!("layer{i}.infer"), 1)?);
-        functions.push(lower_layer(&m, layer, &d, i, &format!("layer{i}.prefill"), opts.batch)?);
+        for &mode in Mode::all(&d) {
+            functions.push(lower_layer(&m, layer, &d, i, mode)?);
+        }
     }
     functions.push(lower_final_norm(&m, &spec, &d, "final_norm.infer", 1)?);
     functions.push(lower_final_norm(&m, &spec, &d, "final_norm.prefill", opts.batch)?);

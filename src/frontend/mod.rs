@@ -1,12 +1,14 @@
 //! Frontends: HuggingFace checkpoint folders → IR.
 //!
 //! `config` normalises config.json, `rope` computes rotary frequencies exactly as
-//! transformers does, and each architecture file (`llama`, `qwen2`, `qwen3`) implements
+//! transformers does, and each architecture file (`llama`, `qwen2`, `qwen3`, `gemma3`) implements
 //! [`Frontend`] by describing its checkpoint layout as a [`spec::DecoderSpec`]; the generic
 //! `decoder` lowering does the rest. docs/new-frontend.md walks through adding one.
 
 pub mod config;
 pub mod decoder;
+pub mod gemma3;
+pub mod gemma_config;
 pub mod gguf_config;
 pub mod llama;
 pub mod lower;
@@ -25,8 +27,9 @@ pub trait Frontend {
     /// The architecture this frontend lowers.
     fn arch(&self) -> Arch;
     /// The tensor layout of a checkpoint with this config; `tied` says whether the output
-    /// projection reuses the embedding table.
-    fn spec(&self, cfg: &ModelConfig, tied: bool) -> DecoderSpec;
+    /// projection reuses the embedding table, `has` whether the checkpoint holds a tensor
+    /// (for layouts with more than one spelling).
+    fn spec(&self, cfg: &ModelConfig, tied: bool, has: &dyn Fn(&str) -> bool) -> DecoderSpec;
 }
 
 /// The frontend for a (normalised) architecture.
@@ -35,5 +38,6 @@ pub fn frontend_for(arch: Arch) -> &'static dyn Frontend {
         Arch::Llama => &llama::Llama,
         Arch::Qwen2 => &qwen2::Qwen2,
         Arch::Qwen3 => &qwen3::Qwen3,
+        Arch::Gemma3 => &gemma3::Gemma3,
     }
 }

@@ -11,7 +11,7 @@ impl Frontend for Qwen2 {
         Arch::Qwen2
     }
 
-    fn spec(&self, cfg: &ModelConfig, tied: bool) -> DecoderSpec {
-        hf_llama_family(cfg.layers, cfg.qkv_bias, false, tied)
+    fn spec(&self, cfg: &ModelConfig, tied: bool, _has: &dyn Fn(&str) -> bool) -> DecoderSpec {
+        hf_llama_family(cfg, tied)
     }
 }

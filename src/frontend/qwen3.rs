@@ -12,7 +12,7 @@ impl Frontend for Qwen3 {
         Arch::Qwen3
     }
 
-    fn spec(&self, cfg: &ModelConfig, tied: bool) -> DecoderSpec {
-        hf_llama_family(cfg.layers, cfg.qkv_bias, true, tied)
+    fn spec(&self, cfg: &ModelConfig, tied: bool, _has: &dyn Fn(&str) -> bool) -> DecoderSpec {
+        hf_llama_family(cfg, tied)
     }
 }

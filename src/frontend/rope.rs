@@ -81,6 +81,15 @@ pub fn inv_freq(cfg: &ModelConfig) -> Vec<f64> {
     inv_freq_for_context(cfg, cfg.max_position_embeddings)
 }
 
+/// The inverse frequencies of the sliding-window layers of a model that gives them their own
+/// RoPE base (Gemma 3's `rope_local_base_freq`): transformers builds them from a config copy
+/// with that base and `rope_type: default`, so no scaling applies.
+pub fn local_inv_freq_for_context(cfg: &ModelConfig, context: usize) -> Option<Vec<f64>> {
+    let theta = cfg.features.local_rope_theta?;
+    let local = ModelConfig { rope_theta: theta, rope_scaling: RopeScaling::None, ..cfg.clone() };
+    Some(inv_freq_for_context(&local, context))
+}
+
 /// The inverse frequencies for a model compiled with a static `context`.
 ///
 /// Only dynamic NTK depends on the context: transformers recomputes `inv_freq` in the

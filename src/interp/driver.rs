@@ -214,10 +214,12 @@ impl Session {
         let rows = ids.len();
         let mut feed = Feed { ids, start, rows, context: self.context, hidden: None };
         let plan = self.plan.clone();
-        let (embed, blocks, norm, lm_head) = if prefill {
-            (plan.embed_prefill, plan.prefill_blocks, plan.norm_prefill, plan.head_prefill)
-        } else {
-            (plan.embed_infer, plan.infer_blocks, plan.norm_infer, Some(plan.head_infer))
+        let rotate = plan.rotate_from.is_some_and(|w| start >= w);
+        let (embed, blocks, norm, lm_head) = match (prefill, rotate) {
+            (true, false) => (plan.embed_prefill, plan.prefill_blocks, plan.norm_prefill, plan.head_prefill),
+            (true, true) => (plan.embed_prefill, plan.prefill_rotate_blocks, plan.norm_prefill, plan.head_prefill),
+            (false, false) => (plan.embed_infer, plan.infer_blocks, plan.norm_infer, Some(plan.head_infer)),
+            (false, true) => (plan.embed_infer, plan.infer_rotate_blocks, plan.norm_infer, Some(plan.head_infer)),
         };
         feed.hidden = Some(self.run(&embed, &feed, &["hidden_states"])?);
         let tracing = !prefill && self.trace.is_some();
@@ -316,6 +318,9 @@ impl Session {
             self.prompt_logits_by_decode(tokens)?
         };
         self.reset();
+        if let Some(window) = self.plan.rotate_from {
+            return self.fill_rotating(tokens, logits, scores, window);
+        }
         let (p, b) = (tokens.len(), self.batch);
         for start in (0..p).step_by(b) {
             if start + b > self.context {
@@ -331,6 +336,40 @@ impl Session {
             if let Some(rows) = self.forward(&ids, start, true, need_head)? {
                 logits.extend(rows.into_iter().take((p - 1).saturating_sub(start)));
             }
+        }
+        Ok(logits)
+    }
+
+    /// Prefill for modules whose sliding-window caches rotate: a position must be stored
+    /// exactly once, and padding must never reach a rotating cache. So only positions
+    /// 0 … P−2 are stored here (the first decode step stores P−1): full batches of B (each
+    /// wholly before or wholly after the window, since B divides W), then the remainder one
+    /// token at a time through the decode functions. With `score`, the prompt logits
+    /// 0 … P−2 are appended to `logits`, which is returned.
+    fn fill_rotating(
+        &mut self,
+        tokens: &[u32],
+        mut logits: Vec<Vec<f32>>,
+        score: bool,
+        window: usize,
+    ) -> Result<Vec<Vec<f32>>, InterpError> {
+        let (upto, b) = (tokens.len() - 1, self.batch);
+        if !window.is_multiple_of(b) {
+            return Err(InterpError::Driver(format!("the batch {b} does not divide the sliding window {window}")));
+        }
+        let mut pos = 0;
+        while pos + b <= upto {
+            let ids: Vec<i64> = tokens[pos..pos + b].iter().map(|&t| i64::from(t)).collect();
+            if let Some(rows) = self.forward(&ids, pos, true, score)? {
+                logits.extend(rows);
+            }
+            pos += b;
+        }
+        while pos < upto {
+            if let Some(rows) = self.forward(&[i64::from(tokens[pos])], pos, false, score)? {
+                logits.extend(rows);
+            }
+            pos += 1;
         }
         Ok(logits)
     }

@@ -540,6 +540,7 @@ fn build_recipe(name: &str, mut inputs: Vec<Recipe>, mut a: AttrMap) -> Result<R
             Recipe::Concat { inputs: std::mem::take(&mut inputs), axis: to_usize(a.int("axis")?, "axis")? }
         }
         "scale" => Recipe::Scale { input: single(&mut inputs)?, factor: a.float("factor")? },
+        "offset" => Recipe::Offset { input: single(&mut inputs)?, value: a.float("value")? },
         "rope_cos" | "rope_sin" => {
             none(&inputs)?;
             let inv_freq = a.floats("inv_freq")?;

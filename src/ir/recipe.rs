@@ -24,6 +24,9 @@ pub enum Recipe {
     Concat { inputs: Vec<Recipe>, axis: usize },
     /// Multiplies every element by a constant (computed in f64, rounded to the dtype).
     Scale { input: Box<Recipe>, factor: f64 },
+    /// Adds a constant to every element (computed in f64, rounded to the dtype): Gemma's
+    /// norm gains `1 + w`.
+    Offset { input: Box<Recipe>, value: f64 },
     /// RoPE cosine table `[len, 2·n]`: `cos(p · inv_freq[i mod n]) · scale`, n = inv_freq.len().
     RopeCos { inv_freq: Vec<f64>, len: usize, scale: f64, dtype: DType },
     /// RoPE sine table, same layout as `RopeCos`.
@@ -62,6 +65,7 @@ impl Recipe {
         "slice",
         "concat",
         "scale",
+        "offset",
         "rope_cos",
         "rope_sin",
         "lut_indices",
@@ -77,6 +81,7 @@ impl Recipe {
             Recipe::Slice { .. } => "slice",
             Recipe::Concat { .. } => "concat",
             Recipe::Scale { .. } => "scale",
+            Recipe::Offset { .. } => "offset",
             Recipe::RopeCos { .. } => "rope_cos",
             Recipe::RopeSin { .. } => "rope_sin",
             Recipe::LutIndices { .. } => "lut_indices",
@@ -145,10 +150,10 @@ impl Recipe {
                 }
                 Ok(first.with_shape(shape))
             }
-            Recipe::Scale { input, .. } => {
+            Recipe::Scale { input, .. } | Recipe::Offset { input, .. } => {
                 let t = input.infer_type()?;
                 if !t.dtype.is_float() {
-                    return Err(format!("recipe scale: needs a float tensor, got {t}"));
+                    return Err(format!("recipe {}: needs a float tensor, got {t}", self.name()));
                 }
                 Ok(t)
             }
@@ -191,6 +196,7 @@ impl Recipe {
             | Recipe::Transpose { input, .. }
             | Recipe::Slice { input, .. }
             | Recipe::Scale { input, .. }
+            | Recipe::Offset { input, .. }
             | Recipe::LutIndices { input, .. }
             | Recipe::LutTable { input, .. } => input.checkpoint_tensors(out),
             Recipe::Concat { inputs, .. } => inputs.iter().for_each(|r| r.checkpoint_tensors(out)),
@@ -233,6 +239,7 @@ impl fmt::Display for Recipe {
                 write!(f, "axis = {axis})")
             }
             Recipe::Scale { input, factor } => write!(f, "scale({input}, factor = {})", format_float(*factor)),
+            Recipe::Offset { input, value } => write!(f, "offset({input}, value = {})", format_float(*value)),
             Recipe::RopeCos { inv_freq, len, scale, dtype } | Recipe::RopeSin { inv_freq, len, scale, dtype } => {
                 let freqs: Vec<String> = inv_freq.iter().map(|x| format_float(*x)).collect();
                 write!(

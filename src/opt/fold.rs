@@ -82,6 +82,7 @@ pub fn recipe_name(r: &Recipe) -> String {
         Recipe::Slice { input, axis, start, end } => format!("{}.s{axis}_{start}_{end}", recipe_name(input)),
         Recipe::Concat { inputs, .. } => format!("{}.cat", inputs.first().map_or("w".into(), recipe_name)),
         Recipe::Scale { input, factor } => format!("{}.x{}", recipe_name(input), format_float(*factor)),
+        Recipe::Offset { input, value } => format!("{}.p{}", recipe_name(input), format_float(*value)),
         Recipe::LutIndices { input, bits, .. } => format!("{}.lut{bits}_indices", recipe_name(input)),
         Recipe::LutTable { input, bits, .. } => format!("{}.lut{bits}_table", recipe_name(input)),
     }
@@ -141,6 +142,7 @@ pub fn simplify(r: Recipe) -> Recipe {
             other if factor == 1.0 => other,
             other => Recipe::Scale { input: Box::new(other), factor },
         },
+        Recipe::Offset { input, value } => Recipe::Offset { input: Box::new(simplify(*input)), value },
         leaf => leaf,
     }
 }
@@ -287,7 +289,8 @@ fn source_name(r: &Recipe) -> String {
         | Recipe::Reshape { input, .. }
         | Recipe::Transpose { input, .. }
         | Recipe::Slice { input, .. }
-        | Recipe::Scale { input, .. } => source_name(input),
+        | Recipe::Scale { input, .. }
+        | Recipe::Offset { input, .. } => source_name(input),
         Recipe::Concat { inputs, .. } => inputs.first().map_or_else(String::new, source_name),
         leaf => recipe_name(leaf),
     }

@@ -108,6 +108,7 @@ fn rename_recipe(r: &mut Recipe, p: usize) -> Result<(), String> {
         | Recipe::Transpose { input, .. }
         | Recipe::Slice { input, .. }
         | Recipe::Scale { input, .. }
+        | Recipe::Offset { input, .. }
         | Recipe::LutIndices { input, .. }
         | Recipe::LutTable { input, .. } => rename_recipe(input, p),
         Recipe::Concat { inputs, .. } => inputs.iter_mut().try_for_each(|i| rename_recipe(i, p)),

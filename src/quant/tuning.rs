@@ -66,7 +66,9 @@ pub type LoadWeight<'a> = dyn Fn(&str) -> Result<(Vec<f32>, Vec<usize>), String>
 fn keeps_input_axis(r: &Recipe) -> bool {
     match r {
         Recipe::Checkpoint { .. } => true,
-        Recipe::Cast { input, .. } | Recipe::Scale { input, .. } => keeps_input_axis(input),
+        Recipe::Cast { input, .. } | Recipe::Scale { input, .. } | Recipe::Offset { input, .. } => {
+            keeps_input_axis(input)
+        }
         Recipe::Reshape { input, shape } => {
             let inner = input.infer_type().map(|t| t.shape).unwrap_or_default();
             inner.len() >= 2 && shape.len() >= 2 && shape[..2] == inner[..2] && keeps_input_axis(input)

@@ -158,6 +158,13 @@ fn eval(recipe: &Recipe, src: &dyn TensorSource) -> Result<Tensor, WeightError> 
             a.mapv_inplace(|v| round_f64(dtype, f64::from(v) * factor));
             build(dtype, a)
         }
+        Recipe::Offset { input, value } => {
+            let t = eval(input, src)?;
+            let dtype = t.dtype();
+            let mut a = owned_floats(t)?;
+            a.mapv_inplace(|v| round_f64(dtype, f64::from(v) + value));
+            build(dtype, a)
+        }
         Recipe::RopeCos { inv_freq, len, scale, dtype } => rope_table(inv_freq, *len, *scale, Trig::Cos, *dtype),
         Recipe::RopeSin { inv_freq, len, scale, dtype } => rope_table(inv_freq, *len, *scale, Trig::Sin, *dtype),
         Recipe::LutIndices { input, bits, group_size, importance, compensation }

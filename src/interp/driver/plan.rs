@@ -16,6 +16,13 @@ pub struct Plan {
     /// `layer{i}.infer` for i = 0, 1, … — or `chunk{k}.infer` in a split module.
     pub infer_blocks: Vec<String>,
     pub prefill_blocks: Vec<String>,
+    /// `{prefix}{i}.infer_rotate` / `.prefill_rotate`, run instead of the blocks above from
+    /// position `rotate_from` on (modules whose sliding-window caches are shorter than the
+    /// context); empty otherwise.
+    pub infer_rotate_blocks: Vec<String>,
+    pub prefill_rotate_blocks: Vec<String>,
+    /// The sliding window W: the first position that runs the rotate blocks.
+    pub rotate_from: Option<usize>,
     /// `final_norm.infer`/`.prefill`, run after the blocks when present (a split module
     /// folds the norm into its last chunk instead).
     pub norm_infer: Option<String>,
@@ -37,10 +44,10 @@ fn optional(module: &Module, name: &str) -> Option<String> {
 }
 
 /// `{prefix}{i}.infer` / `{prefix}{i}.prefill` for i = 0, 1, … while they exist.
-fn blocks(module: &Module, prefix: &str) -> Result<(Vec<String>, Vec<String>), InterpError> {
+fn blocks(module: &Module, prefix: &str, suffix: &str) -> Result<(Vec<String>, Vec<String>), InterpError> {
     let (mut infer, mut prefill) = (Vec::new(), Vec::new());
     for i in 0.. {
-        let (a, b) = (format!("{prefix}{i}.infer"), format!("{prefix}{i}.prefill"));
+        let (a, b) = (format!("{prefix}{i}.infer{suffix}"), format!("{prefix}{i}.prefill{suffix}"));
         match (module.function(&a).is_some(), module.function(&b).is_some()) {
             (true, true) => {
                 infer.push(a);
@@ -59,7 +66,28 @@ fn blocks(module: &Module, prefix: &str) -> Result<(Vec<String>, Vec<String>), I
 /// `layers` attribute when that is present.
 pub fn discover(module: &Module) -> Result<Plan, InterpError> {
     let split = module.function("chunk0.infer").is_some() || module.function("chunk0.prefill").is_some();
-    let (infer_blocks, prefill_blocks) = blocks(module, if split { "chunk" } else { "layer" })?;
+    let prefix = if split { "chunk" } else { "layer" };
+    let (infer_blocks, prefill_blocks) = blocks(module, prefix, "")?;
+    let (infer_rotate_blocks, prefill_rotate_blocks) = blocks(module, prefix, "_rotate")?;
+    let rotate_from = if infer_rotate_blocks.is_empty() {
+        None
+    } else {
+        if infer_rotate_blocks.len() != infer_blocks.len() {
+            return Err(InterpError::Driver(format!(
+                "{} rotate blocks for {} blocks",
+                infer_rotate_blocks.len(),
+                infer_blocks.len()
+            )));
+        }
+        match module.attr_int("sliding_window").and_then(|w| usize::try_from(w).ok()) {
+            Some(w) if w > 0 => Some(w),
+            _ => {
+                return Err(InterpError::Driver(
+                    "the module has rotate functions but no positive `sliding_window` attribute".into(),
+                ));
+            }
+        }
+    };
     if infer_blocks.is_empty() {
         return Err(InterpError::Driver("the module has no layer0.infer/prefill or chunk0.infer/prefill".into()));
     }
@@ -77,6 +105,9 @@ pub fn discover(module: &Module) -> Result<Plan, InterpError> {
         embed_prefill: require(module, "embed.prefill")?,
         infer_blocks,
         prefill_blocks,
+        infer_rotate_blocks,
+        prefill_rotate_blocks,
+        rotate_from,
         norm_infer: optional(module, "final_norm.infer"),
         norm_prefill: optional(module, "final_norm.prefill"),
         head_infer: require(module, "lm_head.infer")?,
