@@ -129,6 +129,7 @@ fn main() -> Result<(), Error> {
             layout: LayoutOptions::default(),
             force: true,
             calibrate: calibrated.then(CalibOptions::builtin),
+            fp16_scale: Default::default(),
         };
         let (convert_s, bytes) = if std::env::var_os("LUT_QUALITY_SKIP_CONVERT").is_some() {
             (f64::NAN, 0)

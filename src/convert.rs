@@ -28,6 +28,33 @@ pub struct ConvertOptions {
     pub force: bool,
     /// Calibrate palettization on text first (`--calibrate`); `None`: data-free.
     pub calibrate: Option<crate::calib::CalibOptions>,
+    /// Residual scaling against fp16 overflow (`--fp16-scale`).
+    pub fp16_scale: Fp16Scale,
+}
+
+/// `--fp16-scale`: how the residual stream is kept within fp16.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Fp16Scale {
+    /// Measure the residual stream on the built-in text for models known to exceed fp16
+    /// (sandwich-norm models: Gemma 3) and scale when it does; leave others as they are.
+    #[default]
+    Auto,
+    /// Never scale.
+    Off,
+    /// Scale by this factor in (0, 1], measured or not.
+    Value(f64),
+}
+
+/// Tokens of the built-in text run to measure the residual stream (`--fp16-scale auto`).
+pub const RESIDUAL_PEAK_TOKENS: usize = 256;
+
+/// What the fp16 residual scaling found and did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResidualScaleReport {
+    /// The measured peak (`None` for an explicit value).
+    pub peak: Option<crate::calib::peaks::ResidualPeak>,
+    /// The factor applied (1: none).
+    pub alpha: f64,
 }
 
 /// One pipeline stage and how long it took.
@@ -45,6 +72,8 @@ pub struct ConvertReport {
     pub emit: EmitReport,
     /// The calibration statistics, when `--calibrate` ran.
     pub calibration: Option<Arc<crate::calib::Calibration>>,
+    /// The residual measurement and scale, when one was measured or given.
+    pub residual: Option<ResidualScaleReport>,
 }
 
 /// Progress of a conversion, for progress bars.
@@ -130,8 +159,29 @@ pub fn convert(
 
     progress(ConvertEvent::StageStart { stage: "lower" });
     let t = Instant::now();
-    let lowered = lower_checkpoint(model_dir, &opts.lower).map_err(|e| ConvertError::Lower(Box::new(e)))?;
+    let mut lowered = lower_checkpoint(model_dir, &opts.lower).map_err(|e| ConvertError::Lower(Box::new(e)))?;
     timed("lower", t);
+
+    let residual = match opts.fp16_scale {
+        Fp16Scale::Off => None,
+        Fp16Scale::Value(alpha) => Some(ResidualScaleReport { peak: None, alpha }),
+        Fp16Scale::Auto if has_sandwich_norms(&lowered) => {
+            progress(ConvertEvent::StageStart { stage: "measure" });
+            let t = Instant::now();
+            let peak = crate::calib::peaks::residual_peak(
+                model_dir,
+                &crate::calib::CalibInput::Builtin,
+                RESIDUAL_PEAK_TOKENS,
+            )?;
+            timed("measure", t);
+            let alpha = crate::frontend::residual_scale::choose_alpha(peak.max_abs);
+            Some(ResidualScaleReport { peak: Some(peak), alpha })
+        }
+        Fp16Scale::Auto => None,
+    };
+    if let Some(r) = residual.as_ref().filter(|r| r.alpha != 1.0) {
+        crate::frontend::residual_scale::scale_residual(&mut lowered, r.alpha).map_err(ConvertError::Checkpoint)?;
+    }
 
     let mut opt_options = opts.opt.clone();
     let mut calibration = None;
@@ -182,7 +232,14 @@ pub fn convert(
     };
     let emit = emit_output(&module, &weights, &emit_opts, out, &|e| progress(ConvertEvent::Emit(e)))?;
     timed("emit", t);
-    Ok(ConvertReport { stages, opt: opt_report, emit, calibration })
+    Ok(ConvertReport { stages, opt: opt_report, emit, calibration, residual })
+}
+
+/// True for lowered modules whose layers norm their branch outputs (Gemma's sandwich norms,
+/// recognised by the `attn_out` norm of the lowering): the models whose residual stream is
+/// known to outgrow fp16.
+fn has_sandwich_norms(m: &crate::ir::Module) -> bool {
+    m.function("layer0.infer").is_some_and(|f| f.value_by_name("attn_out").is_some())
 }
 
 /// The model's name: the folder's (`Llama-3.2-1B`, resolving `.` and trailing slashes), a

@@ -103,8 +103,10 @@ fn output_folder_satisfies_the_anemll_contract() {
         "    model_prefix: llama\n",
         "    embeddings: llama_embeddings.mlpackage\n",
         "    lm_head: llama_lm_head.mlpackage\n",
-        "    ffn: llama_FFN_PF.mlpackage\n",
-        "    split_lm_head: 3\n",
+        // ANEMLL 0.3.6: the first chunk's file, then its new keys after split_lm_head.
+        "    ffn: llama_FFN_PF_chunk_01of02.mlpackage\n",
+        "    split_lm_head: 3\n    vocab_size: 512\n    lm_head_chunk_sizes: [176, 168, 168]\n",
+        "    prefill_dynamic_slice: true\n",
     ] {
         assert!(meta.contains(line), "meta.yaml lacks {line:?}:\n{meta}");
     }

@@ -32,3 +32,14 @@ fn lowered_qwen3_headdim() {
 fn lowered_llama3_rope() {
     insta::assert_snapshot!(lowered("llama3_rope"));
 }
+
+/// Gemma 3 (context 16, sliding window 8, batch 8): the embedding with its folded √H scale,
+/// the sliding layer 0 in all four modes (fill and rotate, decode and prefill) and the full
+/// attention layer 1's decode function.
+#[test]
+fn lowered_gemma3_layers() {
+    let dir = Path::new("tests/fixtures/models").join("gemma3_tiny");
+    let mut module = lower_checkpoint(&dir, &LowerOptions::new(16, 8)).unwrap();
+    module.functions.retain(|f| f.name == "embed.infer" || f.name.starts_with("layer0.") || f.name == "layer1.infer");
+    insta::assert_snapshot!(print_module(&module));
+}

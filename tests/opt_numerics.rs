@@ -19,6 +19,14 @@ use anemllc::opt::{check_module, optimize};
 
 const MAX_REL_ERR: f64 = 3e-3;
 
+/// Gemma 3 rounds through six RMSNorms per layer (four sandwich norms, q and k norms):
+/// measured 3.2e-3 on gemma3_tiny after every pass.
+const MAX_REL_ERR_GEMMA: f64 = 4e-3;
+
+fn bound(name: &str) -> f64 {
+    if name.starts_with("gemma") { MAX_REL_ERR_GEMMA } else { MAX_REL_ERR }
+}
+
 /// Worst relative error over all positions and whether greedy decoding matches.
 fn measure(name: &str, module: Module) -> (f64, bool) {
     let r = reference(name);
@@ -43,14 +51,25 @@ fn optimised(name: &str) -> Module {
     let (module, _) = optimize(&lowered(name), &[], |_, _| {}).unwrap();
     let violations = check_module(&module);
     assert!(violations.is_empty(), "{name}: not ANE-ready: {}", violations[0]);
-    // One fp16 KV state [2L, nkv, C, hd] shared by every function that has a state.
+    // One fp16 KV state [2L, nkv, C, hd] shared by every function that has a state; with
+    // sliding layers, a local [2·Nl, nkv, W, hd] and a global [2·Ng, nkv, C, hd] one.
     let layers = module.attr_int("layers").unwrap() as usize;
+    let sliding = match module.attrs.get("sliding_layers") {
+        Some(anemllc::ir::AttrValue::Ints(v)) => v.len(),
+        _ => 0,
+    };
+    let window = module.attr_int("sliding_window").map_or(32, |w| w as usize);
     for f in &module.functions {
         for &i in &f.inputs {
             let v = &f.values[i];
             if let anemllc::ir::Type::State(t) = &v.ty {
-                assert_eq!(v.name, "model_model_kv_cache_0", "{name} @{}", f.name);
-                assert_eq!((t.dtype, t.shape[0], t.shape[2]), (anemllc::ir::DType::F16, 2 * layers, 32), "{name}");
+                let want = match v.name.as_str() {
+                    "model_model_kv_cache_0" if sliding == 0 => (2 * layers, 32),
+                    "model_model_kv_cache_local" if sliding > 0 => (2 * sliding, window),
+                    "model_model_kv_cache_global" if sliding > 0 => (2 * (layers - sliding), 32),
+                    other => panic!("{name} @{}: unexpected state {other}", f.name),
+                };
+                assert_eq!((t.dtype, t.shape[0], t.shape[2]), (anemllc::ir::DType::F16, want.0, want.1), "{name}");
             }
         }
     }
@@ -60,7 +79,15 @@ fn optimised(name: &str) -> Module {
 /// The error after each prefix of the pipeline, for diagnosis (`--nocapture` prints it).
 #[test]
 fn error_after_each_pass_on_llama_tiny() {
-    let name = "llama_tiny";
+    error_after_each_pass("llama_tiny");
+}
+
+#[test]
+fn error_after_each_pass_on_gemma3_tiny() {
+    error_after_each_pass("gemma3_tiny");
+}
+
+fn error_after_each_pass(name: &str) {
     let (worst, _) = measure(name, lowered(name));
     eprintln!("{name}: lowered: {worst:.2e}");
     let mut passes: Vec<&str> = Vec::new();
@@ -81,7 +108,7 @@ fn every_fixture_matches_transformers_after_opt() {
             "{name}: worst relative error {worst:.2e}, greedy {}",
             if greedy_ok { "identical" } else { "DIFFERS" }
         );
-        if worst > MAX_REL_ERR || !greedy_ok {
+        if worst > bound(name) || !greedy_ok {
             failures.push(format!("{name}: {worst:.3e} (greedy identical: {greedy_ok})"));
         }
     }

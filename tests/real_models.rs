@@ -4,6 +4,7 @@
 //! time, and a test that cannot run must show as ignored in cargo's summary, never as a
 //! pass — except under `CI=true`, where it runs and fails (see tests/real_support).
 
+mod real_gemma;
 mod real_support;
 
 use std::path::Path;
@@ -41,6 +42,14 @@ fn main() {
         ("smollm2_calibrated_lut4_keeps_top1_and_paris", &[RealModel::SmolLm2], smollm2_calibrated_lut4),
         ("smollm2_mixed_bits_keep_the_budget", &[RealModel::SmolLm2], smollm2_mixed_bits),
         ("gemma3_sentencepiece_tokenizer_matches_sentencepiece", &[RealModel::Gemma3], gemma3_tokenizer),
+        ("gemma3_fp32_lowering_matches_transformers", &[RealModel::Gemma3], real_gemma::fp32_lowering),
+        (
+            "gemma3_fp16_overflows_unscaled_and_matches_scaled",
+            &[RealModel::Gemma3],
+            real_gemma::fp16_overflow_and_scale,
+        ),
+        ("gemma3_fp16_packages_match_transformers", &[RealModel::Gemma3], real_gemma::fp16_packages),
+        ("gemma3_fp16_packages_past_the_window", &[RealModel::Gemma3], real_gemma::fp16_long_prompt),
     ];
     let listing = args.list;
     let mut available = std::collections::HashMap::new();

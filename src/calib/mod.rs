@@ -22,6 +22,7 @@
 //! accumulated in f64 in that order, so the statistics do not depend on the thread count.
 
 pub mod collect;
+pub mod peaks;
 pub mod recorder;
 pub mod source;
 

@@ -10,7 +10,7 @@ use super::CliError;
 use super::emit_command::{LayoutArgs, on_event, package_bar, print_summary};
 use super::lower_command::SizeArgs;
 use crate::calib::{CalibInput, CalibOptions};
-use crate::convert::{ConvertEvent, ConvertOptions, convert};
+use crate::convert::{ConvertEvent, ConvertOptions, Fp16Scale, ResidualScaleReport, convert};
 use crate::opt::{OptOptions, PassRun, fp16_range};
 use crate::quant::LutConfig;
 
@@ -50,6 +50,13 @@ pub struct ConvertArgs {
     /// parameters, 1.5e11 / parameters above, at least 128 — ~2 500 for 135M, 128 for 1B).
     #[arg(long, value_name = "N", requires = "calibrate")]
     pub calibrate_tokens: Option<usize>,
+    /// Keep the residual stream within fp16 by scaling it by α (embeddings and every branch
+    /// added to the stream; the RMSNorms cancel it, so the logits are unchanged): auto
+    /// measures the stream on the built-in text for models known to exceed fp16 (Gemma 3)
+    /// and picks a power of two leaving 2x headroom below 65504; none never scales; a number
+    /// in (0, 1] scales by it.
+    #[arg(long, value_name = "auto|none|ALPHA", default_value = "auto")]
+    pub fp16_scale: String,
     /// Output channels sharing one lookup table (ANEMLL: 8).
     #[arg(long, default_value_t = LutConfig::DEFAULT_GROUP_SIZE)]
     pub lut_group_size: usize,
@@ -86,6 +93,25 @@ fn activation_summary(c: &crate::calib::Calibration) -> String {
         top.join(", "),
         if over == 0 { "all within fp16 (65504)".to_string() } else { format!("{over} beyond fp16 range") }
     )
+}
+
+/// The residual-stream part of the fp16 range report.
+fn residual_summary(r: &ResidualScaleReport) -> String {
+    let scale = if r.alpha == 1.0 {
+        "no residual scaling needed".to_string()
+    } else {
+        format!("residual scale α = {}", r.alpha)
+    };
+    match r.peak {
+        Some(p) => format!(
+            "activations: residual stream max |x| {:.0} in fp32 over {} tokens of the built-in text ({}); {scale}{}",
+            p.max_abs,
+            p.tokens,
+            if p.max_abs > 65504.0 { "beyond fp16's 65504" } else { "within fp16" },
+            if r.alpha == 1.0 { String::new() } else { format!(" → max {:.0}", f64::from(p.max_abs) * r.alpha) }
+        ),
+        None => format!("activations: {scale} (given by --fp16-scale)"),
+    }
 }
 
 fn secs(d: Duration) -> String {
@@ -125,7 +151,7 @@ impl Bars {
     fn bar(&self, stage: &str) -> &ProgressBar {
         match stage {
             "lower" => &self.lower,
-            "calibrate" => &self.calibrate,
+            "calibrate" | "measure" => &self.calibrate,
             "opt" => &self.opt,
             _ => &self.emit,
         }
@@ -145,12 +171,21 @@ pub fn run_convert(args: ConvertArgs) -> Result<(), CliError> {
     if calibrate.is_some() && lut.is_off() {
         return Err(CliError::input("--calibrate tunes palettization, but every --lut-* part is none"));
     }
+    let fp16_scale = match args.fp16_scale.as_str() {
+        "auto" => Fp16Scale::Auto,
+        "none" => Fp16Scale::Off,
+        v => match v.parse::<f64>() {
+            Ok(a) if a > 0.0 && a <= 1.0 => Fp16Scale::Value(a),
+            _ => return Err(CliError::input(format!("--fp16-scale {v:?}: expected auto, none or a number in (0, 1]"))),
+        },
+    };
     let opts = ConvertOptions {
         lower: args.sizes.lower_options(),
         opt: OptOptions { lut, ..Default::default() },
         layout: args.layout.options(),
         force: args.force,
         calibrate,
+        fp16_scale,
     };
     let bars = Bars::new();
     let emit_progress = on_event(&bars.emit);
@@ -193,6 +228,9 @@ pub fn run_convert(args: ConvertArgs) -> Result<(), CliError> {
     // Values too small for fp16 were converted to 0 (overflow stops `convert` earlier).
     for finding in report.opt.passes.iter().flat_map(|p| &p.notes).filter_map(|n| fp16_range::Finding::parse(n)) {
         eprintln!("warning: {}", finding.note());
+    }
+    if let Some(r) = &report.residual {
+        eprintln!("{}", residual_summary(r));
     }
     if let Some(c) = &report.calibration {
         eprintln!("{}", activation_summary(c));

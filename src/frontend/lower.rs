@@ -9,7 +9,7 @@ use super::spec::DecoderSpec;
 use super::{frontend_for, rope};
 use crate::checkpoint::{Checkpoint, CheckpointError, StDType};
 use crate::ir::{AttrValue, DType, Module, Recipe, TensorType, TypeError, Weight, verify_module};
-use crate::split::{MAX_VOCAB_PIECE, lm_head_pieces};
+use crate::split::{MAX_VOCAB_PIECE, lm_head_pieces_at_least};
 
 /// Options of `anemllc lower`.
 #[derive(Clone, Debug)]
@@ -217,7 +217,9 @@ fn lm_head_piece_weights(
     cfg: &ModelConfig,
     max: usize,
 ) -> Vec<String> {
-    let sizes = lm_head_pieces(cfg.vocab, max.max(1));
+    // ANEMLL cuts Gemma 3's head into 16 pieces (more if a piece would exceed `max`).
+    let min = if cfg.arch == super::config::Arch::Gemma3 { 16 } else { 1 };
+    let sizes = lm_head_pieces_at_least(cfg.vocab, max.max(1), min);
     if sizes.len() <= 1 {
         return vec![head.to_string()];
     }

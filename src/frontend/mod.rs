@@ -14,6 +14,7 @@ pub mod llama;
 pub mod lower;
 pub mod qwen2;
 pub mod qwen3;
+pub mod residual_scale;
 pub mod rope;
 pub mod spec;
 

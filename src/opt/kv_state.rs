@@ -13,9 +13,15 @@
 //! The rules of `passes/kvstate.rules` then simplify these views so that each new K/V row is
 //! written straight into the unified state at `[ℓ, :, current_pos, :]`.
 //!
+//! Models with sliding-window layers (module attribute `sliding_layers`, as Gemma 3's
+//! lowering sets it) get two states instead, ANEMLL 0.3.6's: `model_model_kv_cache_local`
+//! `[2·Nl, nkv, W, hd]` for the sliding layers and `model_model_kv_cache_global`
+//! `[2·Ng, nkv, C, hd]` for the others; slot j (K) and N+j (V) belong to the j-th layer of
+//! that kind in layer order.
+//!
 //! Preconditions (an error otherwise): `layers` is a module attribute; a function reads and
-//! writes each KV state at most once, reading before writing; all KV states of the module
-//! have the same type `T[2, nkv, C, hd]`.
+//! writes each KV state at most once, reading before writing; all KV states of one family
+//! have the same type `T[2, nkv, L, hd]`, and one function's KV states are of one family.
 
 use crate::ir::{ConstData, DType, Function, Module, Op, TensorType, Type, ValueId};
 
@@ -23,6 +29,38 @@ use super::rewrite::Copier;
 
 /// ANEMLL's name of the unified KV state.
 pub const STATE_NAME: &str = "model_model_kv_cache_0";
+/// ANEMLL 0.3.6's names of the sliding-window and full-attention states.
+pub const LOCAL_STATE_NAME: &str = "model_model_kv_cache_local";
+pub const GLOBAL_STATE_NAME: &str = "model_model_kv_cache_global";
+
+/// Where one layer's K/V live: the unified state's name, the layer's slot j (K at j, V at
+/// count + j) and the number of layers sharing that state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slot {
+    state: &'static str,
+    index: usize,
+    count: usize,
+}
+
+/// The slot of every layer: one family, or local/global when `sliding` lists layers.
+fn slots(layers: usize, sliding: &[usize]) -> Vec<Slot> {
+    if sliding.is_empty() {
+        return (0..layers).map(|l| Slot { state: STATE_NAME, index: l, count: layers }).collect();
+    }
+    let n_local = (0..layers).filter(|l| sliding.contains(l)).count();
+    let (mut local, mut global) = (0, 0);
+    (0..layers)
+        .map(|l| {
+            if sliding.contains(&l) {
+                local += 1;
+                Slot { state: LOCAL_STATE_NAME, index: local - 1, count: n_local }
+            } else {
+                global += 1;
+                Slot { state: GLOBAL_STATE_NAME, index: global - 1, count: layers - n_local }
+            }
+        })
+        .collect()
+}
 
 /// The layer of a per-layer KV state input name (`kv_cache_3` → 3).
 fn layer_of(name: &str) -> Option<usize> {
@@ -47,7 +85,8 @@ fn slice(c: &mut Copier, x: ValueId, slab: &TensorType, slot: usize, name: &str)
 }
 
 /// Rewrites one function; `None` if it has no per-layer KV state.
-fn unify_function(f: &Function, layers: usize) -> Result<Option<Function>, String> {
+fn unify_function(f: &Function, slots: &[Slot]) -> Result<Option<Function>, String> {
+    let layers = slots.len();
     let kv: Vec<(usize, usize, TensorType)> = f
         .inputs
         .iter()
@@ -60,12 +99,16 @@ fn unify_function(f: &Function, layers: usize) -> Result<Option<Function>, Strin
             }
         })
         .collect();
-    let Some((first, _, slab)) = kv.first().cloned() else { return Ok(None) };
+    let Some((first, first_layer, slab)) = kv.first().cloned() else { return Ok(None) };
     if slab.rank() != 4 || slab.shape[0] != 2 || kv.iter().any(|(_, l, t)| *t != slab || *l >= layers) {
         return Err(format!("@{}: KV states must all be [2, nkv, C, hd] of layers < {layers}", f.name));
     }
+    let family = slots[first_layer];
+    if kv.iter().any(|(_, l, _)| slots[*l].state != family.state) {
+        return Err(format!("@{}: KV states of sliding and full-attention layers in one function", f.name));
+    }
     let mut unified = slab.clone();
-    unified.shape[0] = 2 * layers;
+    unified.shape[0] = 2 * family.count;
     // New inputs: the unified state replaces the first KV state; the others disappear.
     let keep: Vec<usize> = (0..f.inputs.len()).filter(|k| *k == first || !kv.iter().any(|(j, _, _)| j == k)).collect();
     let sub = Function { name: f.name.clone(), inputs: keep.iter().map(|&k| f.inputs[k]).collect(), ..f.clone() };
@@ -75,7 +118,7 @@ fn unify_function(f: &Function, layers: usize) -> Result<Option<Function>, Strin
         .collect();
     let mut c = Copier::new(&sub, Some(&types));
     let state = c.func.inputs[keep.iter().position(|&k| k == first).expect("kept")];
-    c.func.values.get_mut(state).name = STATE_NAME.to_string();
+    c.func.values.get_mut(state).name = family.state.to_string();
     let layer_by_value = |v: ValueId| kv.iter().find(|(k, _, _)| f.inputs[*k] == v).map(|(_, l, _)| *l);
     let read_name = c.fresh("kv_state");
     let all = c.push(Op::ReadState, vec![state], vec![(read_name, Type::Tensor(unified.clone()))])[0];
@@ -87,8 +130,9 @@ fn unify_function(f: &Function, layers: usize) -> Result<Option<Function>, Strin
                 let l = layer_by_value(node.operands[0]).expect("checked");
                 let r = node.results[0];
                 let name = f.values[r].name.clone();
-                let k = slice(&mut c, all, &unified, l, &format!("{name}.k"));
-                let v = slice(&mut c, all, &unified, layers + l, &format!("{name}.v"));
+                let slot = slots[l];
+                let k = slice(&mut c, all, &unified, slot.index, &format!("{name}.k"));
+                let v = slice(&mut c, all, &unified, slot.count + slot.index, &format!("{name}.v"));
                 let both = c.push(Op::Concat { axis: 0 }, vec![k, v], vec![(name, Type::Tensor(slab.clone()))]);
                 c.set(r, both[0]);
             }
@@ -96,7 +140,8 @@ fn unify_function(f: &Function, layers: usize) -> Result<Option<Function>, Strin
                 let l = layer_by_value(node.operands[0]).expect("checked");
                 let x = c.get(node.operands[1]);
                 let base = f.values[node.operands[1]].name.clone();
-                for (half, slot) in [(0, l), (1, layers + l)] {
+                let s = slots[l];
+                for (half, slot) in [(0, s.index), (1, s.count + s.index)] {
                     let part = slice(&mut c, x, &slab, half, &format!("{base}.{half}"));
                     let mut at = vec![0; unified.rank()];
                     at[0] = slot as i64;
@@ -130,13 +175,31 @@ pub fn prepare(m: &mut Module) -> Result<Vec<String>, String> {
         .and_then(|l| usize::try_from(l).ok())
         .filter(|&l| l > 0)
         .ok_or("the module has no positive `layers` attribute")?;
+    let sliding: Vec<usize> = match m.attrs.get("sliding_layers") {
+        None => Vec::new(),
+        Some(crate::ir::AttrValue::Ints(v)) => v.iter().filter_map(|&l| usize::try_from(l).ok()).collect(),
+        Some(other) => return Err(format!("module attribute `sliding_layers` must be an int list, got {other}")),
+    };
+    if sliding.iter().any(|&l| l >= layers) {
+        return Err(format!("module attribute `sliding_layers` names a layer ≥ {layers}"));
+    }
+    let slots = slots(layers, &sliding);
     let mut changed = 0;
     for f in &mut m.functions {
-        if let Some(g) = unify_function(f, layers)? {
+        if let Some(g) = unify_function(f, &slots)? {
             super::bridge::can_bridge(f).map_err(|e| format!("@{}: {e}", f.name))?;
             *f = g;
             changed += 1;
         }
     }
-    Ok(vec![format!("{changed} functions now share one KV state `{STATE_NAME}` ([2·{layers}, nkv, C, hd])")])
+    if sliding.is_empty() {
+        Ok(vec![format!("{changed} functions now share one KV state `{STATE_NAME}` ([2·{layers}, nkv, C, hd])")])
+    } else {
+        let n_local = sliding.len();
+        Ok(vec![format!(
+            "{changed} functions now share `{LOCAL_STATE_NAME}` ([2·{n_local}, nkv, W, hd], sliding layers) and \
+             `{GLOBAL_STATE_NAME}` ([2·{}, nkv, C, hd])",
+            layers - n_local
+        )])
+    }
 }

@@ -137,7 +137,7 @@ fn metadata(m: &Module, layout: &Layout, part: &PartPlan, model: &str) -> Packag
             put("com.anemll.batch_size", layout.batch.to_string());
             put("com.anemll.num_chunks", layout.chunk_plan.len().to_string());
             put("com.anemll.chunk_no", (part.chunk.unwrap_or(0) + 1).to_string());
-            put("com.anemll.functions", "infer,prefill".into());
+            put("com.anemll.functions", layout.modes.join(","));
             if let Some(r) = &part.layers {
                 put("com.anemllc.layers", format!("{}..{}", r.start, r.end));
             }
@@ -169,8 +169,9 @@ fn package_spec(layout: &Layout, part: &PartPlan) -> PackageSpec {
         },
         PartKind::Ffn => {
             let k = part.chunk.unwrap_or(0);
-            let mut spec =
-                PackageSpec::multi([("infer", format!("chunk{k}.infer")), ("prefill", format!("chunk{k}.prefill"))]);
+            let mut spec = PackageSpec::multi(
+                layout.modes.iter().map(|mode| (mode.to_string(), format!("chunk{k}.{mode}"))).collect::<Vec<_>>(),
+            );
             spec.default_function = Some("infer".into());
             spec
         }
@@ -193,9 +194,16 @@ pub fn meta_yaml(layout: &Layout, model: &str) -> MetaYaml {
         arch: layout.arch.clone(),
         embeddings: file(PartKind::Embeddings),
         lm_head: file(PartKind::LmHead),
-        ffn: format!("{}.mlpackage", names::ffn_base(&layout.prefix, layout.lut(PartKind::Ffn))),
+        // The first chunk's file, as 0.3.6 writes it (0.3.4 readers rebuild the names).
+        ffn: format!(
+            "{}.mlpackage",
+            names::ffn_chunk(&layout.prefix, layout.lut(PartKind::Ffn), 0, layout.chunk_plan.len())
+        ),
         split_lm_head: layout.lm_head_pieces,
         version: META_VERSION.to_string(),
+        lm_head_chunk_sizes: layout.lm_head_sizes.clone(),
+        argmax_in_model: false,
+        sliding_window: layout.sliding_window,
     }
 }
 

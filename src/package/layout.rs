@@ -88,10 +88,19 @@ pub struct Layout {
     pub batch: usize,
     /// Number of LM-head logits outputs.
     pub lm_head_pieces: usize,
+    /// Vocabulary rows of each LM-head output, in order.
+    pub lm_head_sizes: Vec<usize>,
     pub chunk_plan: Vec<Range<usize>>,
     /// Embeddings, FFN chunks in order, LM head.
     pub parts: Vec<PartPlan>,
+    /// The functions of every FFN chunk package, in package order (`infer` is the default).
+    pub modes: Vec<&'static str>,
+    /// KV length of the sliding-window layers (models that have them).
+    pub sliding_window: Option<usize>,
 }
+
+/// The FFN functions of a model whose sliding-window caches rotate, in ANEMLL 0.3.6's order.
+pub const FOUR_MODES: [&str; 4] = ["infer", "infer_rotate", "prefill", "prefill_rotate"];
 
 impl Layout {
     pub fn part(&self, kind: PartKind) -> Option<&PartPlan> {
@@ -149,9 +158,14 @@ pub fn plan_layout(m: &Module, opts: &LayoutOptions) -> Result<Layout, LayoutErr
     for name in ["embed.infer", "final_norm.infer", "lm_head.infer"] {
         require(m, name)?;
     }
+    let rotates = m.function("layer0.infer_rotate").is_some();
     for i in 0..layers {
         require(m, &format!("layer{i}.infer"))?;
         require(m, &format!("layer{i}.prefill"))?;
+        if rotates {
+            require(m, &format!("layer{i}.infer_rotate"))?;
+            require(m, &format!("layer{i}.prefill_rotate"))?;
+        }
     }
     let prefix = opts.prefix.clone().unwrap_or_else(|| names::default_prefix(&arch).to_string());
     if !valid_prefix(&prefix) {
@@ -166,6 +180,9 @@ pub fn plan_layout(m: &Module, opts: &LayoutOptions) -> Result<Layout, LayoutErr
     }
     let chunk_plan = plan_chunks(&layer_bytes, limits, opts.chunks)?;
     let lm_head_pieces = m.function("lm_head.infer").map_or(0, |f| f.outputs.len());
+    let lm_head_sizes: Vec<usize> = m.function("lm_head.infer").map_or_else(Vec::new, |f| {
+        f.outputs.iter().map(|o| o.ty.tensor().shape.last().copied().unwrap_or(0)).collect()
+    });
 
     let (lut_embed, lut_ffn, lut_head) = (lut_attr(m, "lut_embed"), lut_attr(m, "lut_ffn"), lut_attr(m, "lut_lm_head"));
     let part = |kind, stem: String, functions: Vec<String>, layers, chunk, lut| {
@@ -205,5 +222,19 @@ pub fn plan_layout(m: &Module, opts: &LayoutOptions) -> Result<Layout, LayoutErr
         None,
         lut_head,
     ));
-    Ok(Layout { prefix, arch, layers, context, batch, lm_head_pieces, chunk_plan, parts })
+    let modes = if rotates { FOUR_MODES.to_vec() } else { vec!["infer", "prefill"] };
+    let sliding_window = m.attr_int("sliding_window").and_then(|w| usize::try_from(w).ok());
+    Ok(Layout {
+        prefix,
+        arch,
+        layers,
+        context,
+        batch,
+        lm_head_pieces,
+        lm_head_sizes,
+        chunk_plan,
+        parts,
+        modes,
+        sliding_window,
+    })
 }

@@ -155,6 +155,17 @@ pub fn load_output(dir: &Path) -> Result<LoadedOutput, LoadError> {
     let lm_head = package_path(dir, file("lm_head")?)?;
     let ffn = file("ffn")?;
     let ffn_stem = ffn.strip_suffix(".mlmodelc").or_else(|| ffn.strip_suffix(".mlpackage")).unwrap_or(ffn);
+    // 0.3.6 names the first chunk's file; 0.3.4 the stem without the chunk suffix.
+    let ffn_stem = match ffn_stem.rfind("_chunk_") {
+        Some(at)
+            if ffn_stem[at + 7..].split_once("of").is_some_and(|(a, b)| {
+                a.len() == 2 && b.len() == 2 && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+            }) =>
+        {
+            &ffn_stem[..at]
+        }
+        _ => ffn_stem,
+    };
     let mut chunk_paths = Vec::with_capacity(chunks);
     for k in 0..chunks {
         chunk_paths.push(package_path(dir, &format!("{ffn_stem}_chunk_{:02}of{chunks:02}", k + 1))?);
@@ -183,11 +194,16 @@ pub fn load_output(dir: &Path) -> Result<LoadedOutput, LoadError> {
         ],
         &mut module,
     )?;
+    // Rotate functions exist when the sliding window is shorter than the context (ANEMLL
+    // 0.3.6's rule: chat.py loads them only then).
+    let window = match meta.get("sliding_window") {
+        None => None,
+        Some(_) => Some(positive(&meta, &meta_path, "sliding_window")?),
+    };
+    let rotates = window.is_some_and(|w| w < context);
+    let modes: &[&str] = if rotates { &crate::package::layout::FOUR_MODES } else { &["infer", "prefill"] };
     for (k, path) in chunk_paths.iter().enumerate() {
-        let reads = vec![
-            FunctionRead::new("infer", format!("chunk{k}.infer")),
-            FunctionRead::new("prefill", format!("chunk{k}.prefill")),
-        ];
+        let reads = modes.iter().map(|mode| FunctionRead::new(*mode, format!("chunk{k}.{mode}"))).collect();
         add(path, reads, &mut module)?;
     }
     add(&lm_head, vec![FunctionRead::new("main", "lm_head.infer")], &mut module)?;
@@ -200,6 +216,9 @@ pub fn load_output(dir: &Path) -> Result<LoadedOutput, LoadError> {
     module.attrs.insert("batch".into(), AttrValue::Int(batch as i64));
     module.attrs.insert("vocab".into(), AttrValue::Int(vocab as i64));
     module.attrs.insert("chunks".into(), AttrValue::Int(chunks as i64));
+    if let Some(w) = window.filter(|_| rotates) {
+        module.attrs.insert("sliding_window".into(), AttrValue::Int(w as i64));
+    }
     module.attrs.insert("arch".into(), AttrValue::Str(meta.get("architecture").unwrap_or("llama").to_string()));
     if let Some(ids) = eos {
         let ids: Vec<i64> = ids.split(',').filter_map(|t| t.trim().parse().ok()).collect();

@@ -22,6 +22,12 @@ pub struct MetaYaml {
     pub ffn: String,
     pub split_lm_head: usize,
     pub version: String,
+    /// Rows of each LM-head piece, in vocabulary order (ANEMLL 0.3.6 `lm_head_chunk_sizes`).
+    pub lm_head_chunk_sizes: Vec<usize>,
+    /// The LM head returns `argmax_idx`/`argmax_val` per piece instead of logits.
+    pub argmax_in_model: bool,
+    /// KV length of the sliding-window layers (models that have them).
+    pub sliding_window: Option<usize>,
 }
 
 fn lut(v: Option<u32>) -> String {
@@ -72,7 +78,28 @@ impl MetaYaml {
             lm_head = self.lm_head,
             ffn = self.ffn,
             split = self.split_lm_head,
-        )
+        ) + &self.optional_keys()
+    }
+
+    /// ANEMLL 0.3.6's keys after `split_lm_head`, in its order (0.3.4 readers ignore them).
+    /// `prefill_dynamic_slice: true` is truthful for every architecture: prefill writes its
+    /// rows at `current_pos`; without it 0.3.6's chat.py prefills token by token.
+    fn optional_keys(&self) -> String {
+        let mut out = String::new();
+        if self.argmax_in_model {
+            out.push_str("    argmax_in_model: true\n");
+        }
+        let vocab: usize = self.lm_head_chunk_sizes.iter().sum();
+        if vocab > 0 {
+            out.push_str(&format!("    vocab_size: {vocab}\n"));
+            let sizes: Vec<String> = self.lm_head_chunk_sizes.iter().map(usize::to_string).collect();
+            out.push_str(&format!("    lm_head_chunk_sizes: [{}]\n", sizes.join(", ")));
+        }
+        if let Some(w) = self.sliding_window {
+            out.push_str(&format!("    sliding_window: {w}\n"));
+        }
+        out.push_str("    prefill_dynamic_slice: true\n");
+        out
     }
 }
 
@@ -97,6 +124,9 @@ mod tests {
             ffn: "llama_FFN_PF_lut6.mlpackage".into(),
             split_lm_head: 8,
             version: "0.3.4".into(),
+            lm_head_chunk_sizes: vec![16032; 8],
+            argmax_in_model: false,
+            sliding_window: None,
         };
         let text = m.render();
         assert!(text.starts_with("model_info:\n  name: anemll-Llama-3.2-1B-ctx512\n  version: 0.3.4\n"));
@@ -108,6 +138,7 @@ mod tests {
             assert!(line.starts_with("    ") && !line.starts_with("     "), "{key} at 4 spaces");
         }
         assert!(text.contains("    lut_embeddings: none\n"));
-        assert!(text.ends_with("    split_lm_head: 8\n"));
+        assert!(text.contains("    split_lm_head: 8\n    vocab_size: 128256\n    lm_head_chunk_sizes: [16032, "));
+        assert!(text.ends_with("    prefill_dynamic_slice: true\n"));
     }
 }

@@ -33,6 +33,7 @@ pub fn default_prefix(arch: &str) -> &'static str {
     match arch {
         "qwen2" => "qwen25",
         a if a.starts_with("qwen") => "qwen",
+        a if a.starts_with("gemma3") => "gemma3",
         _ => "llama",
     }
 }

@@ -9,4 +9,4 @@ pub mod vocab;
 
 pub use chunks::{ChunkLimits, plan_chunks};
 pub use restructure::{SplitError, split_module};
-pub use vocab::{MAX_VOCAB_PIECE, lm_head_pieces};
+pub use vocab::{MAX_VOCAB_PIECE, lm_head_pieces, lm_head_pieces_at_least};

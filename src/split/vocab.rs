@@ -13,17 +13,24 @@ pub const PIECE_ALIGN: usize = 8;
 /// [`PIECE_ALIGN`] (larger pieces first; the last piece also takes `vocab mod 8`).
 /// Invariants: the sizes sum to `vocab` (no token id is lost), every size is ≥ 1 and ≤ `max`.
 pub fn lm_head_pieces(vocab: usize, max: usize) -> Vec<usize> {
+    lm_head_pieces_at_least(vocab, max, 1)
+}
+
+/// Like [`lm_head_pieces`] with at least `min` pieces when the vocabulary allows it (ANEMLL
+/// cuts Gemma 3's head into 16 however small the pieces).
+pub fn lm_head_pieces_at_least(vocab: usize, max: usize, min: usize) -> Vec<usize> {
     assert!(max > 0, "piece limit must be positive");
     if vocab == 0 {
         return Vec::new();
     }
+    let min = min.clamp(1, (vocab / PIECE_ALIGN).max(1));
     if max < PIECE_ALIGN || vocab < PIECE_ALIGN {
         let k = vocab.div_ceil(max);
         let (base, extra) = (vocab / k, vocab % k);
         return (0..k).map(|i| base + usize::from(i < extra)).collect();
     }
     let (units, rem) = (vocab / PIECE_ALIGN, vocab % PIECE_ALIGN);
-    let mut k = vocab.div_ceil(max);
+    let mut k = vocab.div_ceil(max).max(min);
     loop {
         let (base, extra) = (units / k, units % k);
         let mut sizes: Vec<usize> = (0..k).map(|i| (base + usize::from(i < extra)) * PIECE_ALIGN).collect();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use ndarray::Array2;
 
 /// Every committed fixture checkpoint.
-pub const FIXTURES: [&str; 8] = [
+pub const FIXTURES: [&str; 9] = [
     "llama_tiny",
     "llama_tied",
     "llama3_rope",
@@ -16,6 +16,7 @@ pub const FIXTURES: [&str; 8] = [
     "qwen3_headdim",
     "llama_sharded",
     "llama_bf16",
+    "gemma3_tiny",
 ];
 
 /// transformers' prompt, greedy continuation, teacher-forced tokens and float32 logits.

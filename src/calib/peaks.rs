@@ -1,0 +1,71 @@
+//! Activation magnitudes of the residual stream: how large the hidden states of a model get
+//! on real text, measured on the lowered fp32 module by the reference interpreter. This
+//! decides whether an fp16 package would overflow (|x| > 65504) and the residual scale that
+//! prevents it (`crate::frontend::residual_scale`).
+//!
+//! Every operand of every op that is a `[1, S, hidden]` float tensor is observed: the
+//! embedding output, each layer's input, the mid-layer residual, the branch outputs added to
+//! it, and the final norm's input. Non-finite values (masks hold −inf) are skipped.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{CalibError, CalibInput};
+use crate::chat::ChatTokenizer;
+use crate::checkpoint::Checkpoint;
+use crate::frontend::config::ModelConfig;
+use crate::frontend::{LowerOptions, lower_checkpoint};
+use crate::interp::{OpObserver, Session, Tensor};
+use crate::ir::{Function, Module, Node};
+
+/// What [`residual_peak`] measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ResidualPeak {
+    /// Largest finite |x| of a hidden-width activation.
+    pub max_abs: f32,
+    /// Tokens run.
+    pub tokens: usize,
+}
+
+/// Records the largest finite |x| over hidden-width operands.
+struct PeakObserver {
+    hidden: usize,
+    /// f32 bits of the running maximum (non-negative floats order like their bits).
+    max_bits: AtomicU64,
+}
+
+impl OpObserver for PeakObserver {
+    fn before(&self, _m: &Module, _f: &Function, _node: &Node, operands: &[Option<&Tensor>]) {
+        for t in operands.iter().flatten() {
+            let shape = t.shape();
+            if shape.len() != 3 || shape[2] != self.hidden || !t.dtype().is_float() {
+                continue;
+            }
+            let peak = t.to_f32_vec().into_iter().filter(|v| v.is_finite()).fold(0.0f32, |m, v| m.max(v.abs()));
+            self.max_bits.fetch_max(u64::from(peak.to_bits()), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs the model at `model_dir` over at most `max_tokens` tokens of `input` (windows of up
+/// to 256 tokens on fresh states) and returns the residual stream's largest magnitude.
+pub fn residual_peak(model_dir: &Path, input: &CalibInput, max_tokens: usize) -> Result<ResidualPeak, CalibError> {
+    let model = |e: String| CalibError::Model(e);
+    let cfg = ModelConfig::from_model_path(model_dir).map_err(|e| model(e.to_string()))?;
+    let tok = ChatTokenizer::load(model_dir, &cfg.eos_token_ids).map_err(|e| model(e.to_string()))?;
+    let tokens = input.tokens(&tok)?;
+    let used = tokens.len().min(max_tokens.max(1));
+    let window = used.clamp(1, 256);
+    let module = lower_checkpoint(model_dir, &LowerOptions::new(window, window)).map_err(|e| model(e.to_string()))?;
+    let ckpt = Checkpoint::open(model_dir).map_err(|e| model(e.to_string()))?;
+    let mut session = Session::new(module, Arc::new(ckpt)).map_err(|e| CalibError::Run(e.to_string()))?;
+    let observer = Arc::new(PeakObserver { hidden: cfg.hidden, max_bits: AtomicU64::new(0) });
+    session.set_observer(Some(observer.clone()));
+    for chunk in tokens[..used].chunks(window) {
+        session.start(chunk).map_err(|e| CalibError::Run(e.to_string()))?;
+    }
+    session.set_observer(None);
+    let bits = observer.max_bits.load(Ordering::Relaxed);
+    Ok(ResidualPeak { max_abs: f32::from_bits(bits as u32), tokens: used })
+}
