@@ -111,7 +111,8 @@ fn lut6_conversion_is_named_recorded_and_predicts_the_reference() {
         "    model_prefix: q3\n",
         "    embeddings: q3_embeddings.mlpackage\n",
         "    lm_head: q3_lm_head_lut6.mlpackage\n",
-        "    ffn: q3_FFN_PF_lut6.mlpackage\n",
+        // ANEMLL 0.3.6: the first chunk's file name.
+        "    ffn: q3_FFN_PF_lut6_chunk_01of01.mlpackage\n",
         "  architecture: qwen3\n",
     ] {
         assert!(meta.contains(line), "meta.yaml lacks {line:?}:\n{meta}");
@@ -336,4 +337,57 @@ fn walk(d: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// `--argmax` (ANEMLL 0.3.6): the LM head returns each piece's argmax; meta.yaml says
+/// `argmax_in_model: true`; `run` decodes the same greedy tokens as with the logits head and
+/// as transformers.
+#[test]
+fn argmax_head_decodes_like_the_logits_head() {
+    let dir = scratch("argmax");
+    let r = reference("gemma3_tiny");
+    let mut decoded = Vec::new();
+    for (tag, extra) in [("logits", &[][..]), ("argmax", &["--argmax"][..])] {
+        let out = dir.join(tag);
+        let mut args = vec!["--lut-ffn", "none", "--lut-lmhead", "none"];
+        args.extend(extra);
+        ok(convert("gemma3_tiny", &out, &args));
+        let meta = std::fs::read_to_string(out.join("meta.yaml")).unwrap();
+        assert_eq!(meta.contains("    argmax_in_model: true\n"), tag == "argmax", "{tag}:\n{meta}");
+        let run = ok(bin()
+            .arg("run")
+            .arg(&out)
+            .args(["--tokens", &csv(&r.prompt), "--decode", &r.generated.len().to_string()])
+            .output()
+            .unwrap());
+        decoded.push(text(&run.stdout).trim().to_string());
+    }
+    assert_eq!(decoded[0], decoded[1], "argmax and logits heads decode differently");
+    assert_eq!(decoded[1], csv(&r.generated), "the argmax head does not reproduce transformers' tokens");
+}
+
+/// coremltools types an `--argmax` head: `argmax_idx` int32 [K], `argmax_val` fp16 [K].
+#[test]
+#[cfg_attr(not(coreml_venv), ignore = "needs the coremltools venv: bash tests/coreml/setup_venv.sh")]
+fn coremltools_types_the_argmax_head() {
+    let out = scratch("argmax_coreml").join("out");
+    ok(convert("gemma3_tiny", &out, &["--argmax", "--lut-lmhead", "none"]));
+    let checked = coreml_check(&[out.join("gemma3_lm_head.mlpackage")], &[]);
+    let p = &checked["packages"][0];
+    assert_eq!(p["ok"], true, "{}", p["errors"]);
+    let outputs = p["functions"]["main"]["outputs"].as_array().unwrap();
+    let typed: Vec<(String, String, serde_json::Value)> = outputs
+        .iter()
+        .map(|o| {
+            let t = &o["inferred"];
+            (o["name"].as_str().unwrap().to_string(), t["dtype"].as_str().unwrap().to_string(), t["shape"].clone())
+        })
+        .collect();
+    assert_eq!(
+        typed,
+        vec![
+            ("argmax_idx".to_string(), "int32".to_string(), serde_json::json!([16])),
+            ("argmax_val".to_string(), "fp16".to_string(), serde_json::json!([16])),
+        ]
+    );
 }

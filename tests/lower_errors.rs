@@ -4,9 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A scratch copy of a fixture whose config.json is edited by `edit`.
+/// A scratch copy of llama_tiny whose config.json is edited by `edit`.
 fn edited_fixture(tag: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/llama_tiny");
+    edited("llama_tiny", tag, edit)
+}
+
+/// A scratch copy of fixture `name` whose config.json is edited by `edit`.
+fn edited(name: &str, tag: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models").join(name);
     let dir = std::env::temp_dir().join(format!("anemllc-lower-err-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -115,4 +120,55 @@ fn missing_model_dir_is_named() {
     let dir = std::env::temp_dir().join(format!("anemllc-lower-err-{}-none", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     assert_clean_failure("none", &dir, &[], &["config.json"]);
+}
+
+/// Gemma 3 configs that cannot be right: named by field, exit 2.
+#[test]
+fn gemma3_bad_configs_are_named() {
+    let cases: [(&str, fn(&mut serde_json::Value), &[&str]); 5] = [
+        (
+            "layer_types_length",
+            |c| c["layer_types"] = serde_json::json!(["full_attention"]),
+            &["layer_types", "1 entries", "3"],
+        ),
+        (
+            "layer_types_entry",
+            |c| c["layer_types"][1] = "chunked_attention".into(),
+            &["layer_types[1]", "chunked_attention"],
+        ),
+        ("window_zero", |c| c["sliding_window"] = 0.into(), &["sliding_window", "greater than zero"]),
+        ("window_null", |c| c["sliding_window"] = serde_json::Value::Null, &["sliding_window", "null"]),
+        (
+            "multimodal_without_text",
+            |c| {
+                c["model_type"] = "gemma3".into();
+                c["architectures"] = serde_json::json!(["Gemma3ForConditionalGeneration"]);
+            },
+            &["text_config", "text tower"],
+        ),
+    ];
+    for (tag, edit, wants) in cases {
+        let dir = edited("gemma3_tiny", &format!("gemma3-{tag}"), edit);
+        assert_clean_failure(tag, &dir, &[], wants);
+    }
+}
+
+/// A missing Gemma norm tensor is named with its role; a batch that does not divide the
+/// sliding window is refused with the reason.
+#[test]
+fn gemma3_missing_norm_and_bad_batch_are_named() {
+    let dir = edited("gemma3_tiny", "gemma3-norm", |c| c["num_hidden_layers"] = 4.into());
+    c_layer_types_for_four(&dir);
+    assert_clean_failure("norm", &dir, &[], &["model.layers.3.input_layernorm.weight", "layer 3 input norm"]);
+    let dir = edited("gemma3_tiny", "gemma3-batch", |_| {});
+    assert_clean_failure("batch", &dir, &["--context", "32", "--batch", "16"], &["--batch 16", "sliding window 8"]);
+}
+
+/// Gives the 4-layer edit of gemma3_tiny a matching `layer_types`.
+fn c_layer_types_for_four(dir: &Path) {
+    let path = dir.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    cfg["layer_types"] =
+        serde_json::json!(["sliding_attention", "full_attention", "sliding_attention", "sliding_attention"]);
+    std::fs::write(&path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
 }

@@ -124,3 +124,53 @@ fn gemma3_matches_transformers_past_the_window() {
         eprintln!("gemma3_tiny (B={batch}): worst relative error {worst:.2e}");
     }
 }
+
+/// The text tower of a multimodal Gemma 3 checkpoint (`model_type: gemma3`, the text model's
+/// fields in `text_config`, tensors under `language_model.model.` or `model.language_model.`,
+/// vision tensors beside them) lowers to exactly the logits of the plain text checkpoint.
+#[test]
+fn gemma3_multimodal_text_tower_equals_the_text_model() {
+    let src = fixture_dir("gemma3_tiny");
+    let r = reference("gemma3_tiny");
+    let plain = {
+        let module = lower_checkpoint(&src, &LowerOptions::new(32, 8)).unwrap();
+        let mut s = Session::new(module, Arc::new(Checkpoint::open(&src).unwrap())).unwrap();
+        s.teacher_forced_logits(&r.tokens, r.prompt.len()).unwrap()
+    };
+    let ckpt = Checkpoint::open(&src).unwrap();
+    let text: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    for prefix in ["language_model.model.", "model.language_model."] {
+        let dir = std::env::temp_dir().join(format!("anemllc-gemma3-mm-{}-{}", std::process::id(), prefix.len()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = ckpt
+            .names()
+            .into_iter()
+            .map(|n| {
+                let bytes = ckpt.to_f32(n).unwrap().iter().flat_map(|v| v.to_le_bytes()).collect();
+                (n.replacen("model.", prefix, 1), ckpt.info(n).unwrap().shape.clone(), bytes)
+            })
+            .collect();
+        tensors.push(("vision_tower.patch_embedding.weight".into(), vec![4, 3], vec![0; 48]));
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+            .iter()
+            .map(|(n, shape, b)| {
+                (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b).unwrap())
+            })
+            .collect();
+        safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+        let config = serde_json::json!({
+            "model_type": "gemma3",
+            "architectures": ["Gemma3ForConditionalGeneration"],
+            "text_config": text,
+            "vision_config": {"model_type": "siglip_vision_model"},
+        });
+        std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+        let module = lower_checkpoint(&dir, &LowerOptions::new(32, 8)).unwrap();
+        let mut s = Session::new(module, Arc::new(Checkpoint::open(&dir).unwrap())).unwrap();
+        let tower = s.teacher_forced_logits(&r.tokens, r.prompt.len()).unwrap();
+        assert_eq!(tower, plain, "{prefix}: the text tower computes different logits");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

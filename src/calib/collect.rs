@@ -74,7 +74,11 @@ pub fn calibrate(
     let budget = opts.max_tokens.unwrap_or_else(|| auto_token_budget(params)).max(1);
     let used = tokens.len().min(budget);
     // At least two windows, so that one is held out for scoring (see recorder::HOLDOUT_EVERY).
-    let window = opts.window.min(used.div_ceil(2)).clamp(1, cfg.max_position_embeddings.max(1));
+    let window = opts
+        .window
+        .min(used.div_ceil(2))
+        .min(cfg.features.sliding_window.unwrap_or(usize::MAX))
+        .clamp(1, cfg.max_position_embeddings.max(1));
     let module = lower_checkpoint(model_dir, &LowerOptions::new(window, window)).map_err(|e| model(e.to_string()))?;
     let ckpt = Checkpoint::open(model_dir).map_err(|e| model(e.to_string()))?;
     let mut session = Session::new(module, Arc::new(ckpt)).map_err(|e| CalibError::Run(e.to_string()))?;

@@ -56,7 +56,9 @@ pub fn residual_peak(model_dir: &Path, input: &CalibInput, max_tokens: usize) ->
     let tok = ChatTokenizer::load(model_dir, &cfg.eos_token_ids).map_err(|e| model(e.to_string()))?;
     let tokens = input.tokens(&tok)?;
     let used = tokens.len().min(max_tokens.max(1));
-    let window = used.clamp(1, 256);
+    // One window per prefill batch; a model with sliding layers keeps its windows within the
+    // sliding window (so no cache rotates and every batch is whole).
+    let window = used.clamp(1, 256).min(cfg.features.sliding_window.unwrap_or(usize::MAX));
     let module = lower_checkpoint(model_dir, &LowerOptions::new(window, window)).map_err(|e| model(e.to_string()))?;
     let ckpt = Checkpoint::open(model_dir).map_err(|e| model(e.to_string()))?;
     let mut session = Session::new(module, Arc::new(ckpt)).map_err(|e| CalibError::Run(e.to_string()))?;

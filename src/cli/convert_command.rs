@@ -11,6 +11,7 @@ use super::emit_command::{LayoutArgs, on_event, package_bar, print_summary};
 use super::lower_command::SizeArgs;
 use crate::calib::{CalibInput, CalibOptions};
 use crate::convert::{ConvertEvent, ConvertOptions, Fp16Scale, ResidualScaleReport, convert};
+use crate::frontend::LowerOptions;
 use crate::opt::{OptOptions, PassRun, fp16_range};
 use crate::quant::LutConfig;
 
@@ -57,6 +58,11 @@ pub struct ConvertArgs {
     /// in (0, 1] scales by it.
     #[arg(long, value_name = "auto|none|ALPHA", default_value = "auto")]
     pub fp16_scale: String,
+    /// The LM head returns each vocabulary piece's argmax (argmax_idx int32 [K], argmax_val
+    /// [K]) instead of logits, as ANEMLL 0.3.6's --argmax; meta.yaml says
+    /// argmax_in_model: true. Greedy decoding only.
+    #[arg(long)]
+    pub argmax: bool,
     /// Output channels sharing one lookup table (ANEMLL: 8).
     #[arg(long, default_value_t = LutConfig::DEFAULT_GROUP_SIZE)]
     pub lut_group_size: usize,
@@ -180,7 +186,7 @@ pub fn run_convert(args: ConvertArgs) -> Result<(), CliError> {
         },
     };
     let opts = ConvertOptions {
-        lower: args.sizes.lower_options(),
+        lower: LowerOptions { argmax: args.argmax, ..args.sizes.lower_options() },
         opt: OptOptions { lut, ..Default::default() },
         layout: args.layout.options(),
         force: args.force,

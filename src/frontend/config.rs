@@ -241,8 +241,9 @@ pub enum LayerKind {
 /// Architectural features of the decoder block, as a table rather than per-architecture
 /// branches: the generic lowering reads only these.
 ///
-/// Invariants: `layer_kinds.len()` is the layer count; `sliding_window` is `Some(w > 0)`
-/// iff some layer is `Sliding`; `attn_scale`, softcaps and `embed_scale` are finite and > 0.
+/// Invariants: `layer_kinds` is empty (every layer full attention) or has one entry per
+/// layer; `sliding_window` is `Some(w > 0)` iff some layer is `Sliding`; `attn_scale`,
+/// softcaps and `embed_scale` are finite and > 0.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BlockFeatures {
     /// RMSNorm gains are stored as offsets from 1: the gain is `1 + w` (Gemma).
@@ -269,8 +270,9 @@ pub struct BlockFeatures {
 }
 
 impl BlockFeatures {
-    /// The plain Llama block: every layer full attention, scale `head_dim^-0.5`.
-    pub fn plain(layers: usize, head_dim: usize) -> Self {
+    /// The plain Llama block: every layer full attention, scale `head_dim^-0.5`. Allocates
+    /// nothing per layer (a hostile layer count is refused later, against the checkpoint).
+    pub fn plain(_layers: usize, head_dim: usize) -> Self {
         BlockFeatures {
             norm_gain_offset: false,
             sandwich_norms: false,
@@ -278,7 +280,7 @@ impl BlockFeatures {
             attn_scale: 1.0 / (head_dim as f64).sqrt(),
             attn_softcap: None,
             final_softcap: None,
-            layer_kinds: vec![LayerKind::Full; layers],
+            layer_kinds: Vec::new(),
             sliding_window: None,
             local_rope_theta: None,
             qk_norm: false,

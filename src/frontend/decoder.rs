@@ -153,16 +153,20 @@ pub fn lower_final_norm(
 }
 
 /// Lowers `lm_head.{mode}`: normed hidden `[1, S, H]` → `logits1 … logitsK`, one projection
-/// per vocabulary piece (`pieces` names the piece weights in vocabulary order).
+/// per vocabulary piece (`pieces` names the piece weights in vocabulary order). With
+/// `argmax` (one row only), the outputs are instead `argmax_idx: int32[K]` (the first
+/// maximum's index within each piece) and `argmax_val: [K]` (that maximum).
 pub fn lower_lm_head(
     m: &Module,
     pieces: &[String],
     d: &Dims,
     fname: &str,
     s: usize,
+    argmax: bool,
 ) -> Result<crate::ir::Function, TypeError> {
     let mut b = FunctionBuilder::new(m, fname);
     let h = b.input("hidden_states", f32t(&[1, s, d.hidden]));
+    let (mut idx, mut val) = (Vec::new(), Vec::new());
     for (k, piece) in pieces.iter().enumerate() {
         let w = b.weight(piece, &format!("lm_head_w{}", k + 1))?;
         let name = format!("logits{}", k + 1);
@@ -173,7 +177,20 @@ pub fn lower_lm_head(
                 softcap(&mut b, raw, cap, &name)?
             }
         };
-        b.output(&name, logits);
+        if !argmax {
+            b.output(&name, logits);
+            continue;
+        }
+        let i = b.op(Op::Argmax { axis: -1, keep_dims: false }, &[logits], &format!("{name}_argmax"))?;
+        let v = b.op(Op::ReduceMax { axes: vec![-1], keep_dims: false }, &[logits], &format!("{name}_max"))?;
+        idx.push(b.op(Op::Reshape { shape: vec![1] }, &[i], &format!("{name}_idx"))?);
+        val.push(b.op(Op::Reshape { shape: vec![1] }, &[v], &format!("{name}_val"))?);
+    }
+    if argmax {
+        let i = b.op(Op::Concat { axis: 0 }, &idx, "argmax_idx")?;
+        let v = b.op(Op::Concat { axis: 0 }, &val, "argmax_val")?;
+        b.output("argmax_idx", i);
+        b.output("argmax_val", v);
     }
     Ok(b.finish())
 }
@@ -248,8 +265,9 @@ impl Layer<'_, '_> {
         self.op(Op::Reshape { shape: vec![1, d.heads, len, d.head_dim] }, &[y], &format!("{name}_gqa"))
     }
 
-    fn rms_norm(&mut self, x: ValueId, gain: &str, name: &str) -> Result<ValueId, TypeError> {
-        let g = self.b.weight(gain, &format!("{name}_gain"))?;
+    /// RMSNorm of `x` with the gain weight `gain` (read as the value `gain_value`).
+    fn rms_norm(&mut self, x: ValueId, gain: &str, gain_value: &str, name: &str) -> Result<ValueId, TypeError> {
+        let g = self.b.weight(gain, gain_value)?;
         self.op(Op::RmsNorm { axis: -1, eps: self.d.eps }, &[x, g], name)
     }
 
@@ -376,7 +394,7 @@ pub fn lower_layer(
     let mut l = Layer { b: &mut b, d: *d, s };
 
     // Attention block.
-    let x = l.rms_norm(h, &t.input_norm, "attn_in")?;
+    let x = l.rms_norm(h, &t.input_norm, "input_norm_gain", "attn_in")?;
     let bias = |k: usize| t.qkv_bias.as_ref().map(|b| b[k].as_str());
     let q = l.linear(x, &t.q_proj, bias(0), "q")?;
     let k = l.linear(x, &t.k_proj, bias(1), "k")?;
@@ -418,12 +436,12 @@ pub fn lower_layer(
     let attn = l.op(Op::Reshape { shape: vec![1, s, d.heads * d.head_dim] }, &[attn], "attn_flat")?;
     let mut o = l.linear(attn, &t.o_proj, None, "o")?;
     if let Some([attn_out, _]) = &t.out_norms {
-        o = l.rms_norm(o, attn_out, "attn_out")?;
+        o = l.rms_norm(o, attn_out, "attn_out_gain", "attn_out")?;
     }
     let h = l.op(Op::Add, &[h, o], "resid_attn")?;
 
     // MLP block (gated: SwiGLU or GEGLU).
-    let x = l.rms_norm(h, &t.mlp_norm, "mlp_in")?;
+    let x = l.rms_norm(h, &t.mlp_norm, "post_norm_gain", "mlp_in")?;
     let gate = l.linear(x, &t.gate_proj, None, "gate")?;
     let gate = match d.act {
         Activation::Silu => l.op(Op::Silu, &[gate], "gate_act")?,
@@ -433,7 +451,7 @@ pub fn lower_layer(
     let prod = l.op(Op::Mul, &[gate, up], "gated")?;
     let mut down = l.linear(prod, &t.down_proj, None, "down")?;
     if let Some([_, mlp_out]) = &t.out_norms {
-        down = l.rms_norm(down, mlp_out, "mlp_out")?;
+        down = l.rms_norm(down, mlp_out, "mlp_out_gain", "mlp_out")?;
     }
     let out = l.op(Op::Add, &[h, down], "output_hidden_states")?;
     b.output("output_hidden_states", out);

@@ -8,6 +8,9 @@ use std::path::Path;
 
 use super::config::{BlockFeatures, ConfigError, LayerKind, RawConfig};
 
+/// More layers than any real model has by orders of magnitude.
+const MAX_LAYERS: usize = 1 << 16;
+
 fn invalid(file: &Path, field: &str, message: String) -> ConfigError {
     ConfigError::Invalid { file: file.to_path_buf(), field: field.to_string(), message }
 }
@@ -39,6 +42,10 @@ fn layer_kinds(raw: &RawConfig, file: &Path, layers: usize) -> Result<Vec<LayerK
                 )),
             })
             .collect();
+    }
+    // One entry per layer is allocated below: refuse a hostile count first.
+    if layers > MAX_LAYERS {
+        return Err(invalid(file, "num_hidden_layers", format!("{layers} layers (more than {MAX_LAYERS})")));
     }
     let pattern = raw.sliding_window_pattern.or(raw.sliding_window_pattern_private).unwrap_or(6);
     if pattern == 0 {

@@ -20,12 +20,15 @@ pub struct LowerOptions {
     pub batch: usize,
     /// Largest vocabulary slice of one LM-head piece (the ANE's 16384; smaller in tests).
     pub max_vocab_piece: usize,
+    /// `lm_head.infer` returns the argmax of each piece (`argmax_idx` int32 [K], local
+    /// indices, and `argmax_val` [K]) instead of the logits (ANEMLL 0.3.6 `--argmax`).
+    pub argmax: bool,
 }
 
 impl LowerOptions {
     /// Options with the given context and batch and the ANE's LM-head piece limit.
     pub fn new(context: usize, batch: usize) -> Self {
-        LowerOptions { context, batch, max_vocab_piece: MAX_VOCAB_PIECE }
+        LowerOptions { context, batch, max_vocab_piece: MAX_VOCAB_PIECE, argmax: false }
     }
 }
 
@@ -358,8 +361,14 @@ pub fn lower_with(dir: &Path, cfg: &ModelConfig, ckpt: &Checkpoint, opts: &Lower
     }
     functions.push(lower_final_norm(&m, &spec, &d, "final_norm.infer", 1)?);
     functions.push(lower_final_norm(&m, &spec, &d, "final_norm.prefill", opts.batch)?);
-    functions.push(lower_lm_head(&m, &pieces, &d, "lm_head.infer", 1)?);
-    functions.push(lower_lm_head(&m, &pieces, &d, "lm_head.prefill", opts.batch)?);
+    let sizes: Vec<i64> =
+        pieces.iter().map(|p| m.weights.iter().find(|w| &w.name == p).map_or(0, |w| w.ty.shape[0] as i64)).collect();
+    m.attrs.insert("lm_head_chunk_sizes".into(), AttrValue::Ints(sizes));
+    if opts.argmax {
+        m.attrs.insert("argmax_in_model".into(), AttrValue::Bool(true));
+    }
+    functions.push(lower_lm_head(&m, &pieces, &d, "lm_head.infer", 1, opts.argmax)?);
+    functions.push(lower_lm_head(&m, &pieces, &d, "lm_head.prefill", opts.batch, false)?);
     m.functions = functions;
     verify_module(&m).map_err(|e| LowerError::Internal { rule: e.rule.clone(), message: e.to_string() })?;
     Ok(m)

@@ -239,6 +239,9 @@ impl Session {
         let Some(lm_head) = lm_head.filter(|_| head) else {
             return Ok(None);
         };
+        if self.module.function(&lm_head).is_some_and(|f| f.outputs.iter().any(|o| o.name == "argmax_idx")) {
+            return self.argmax_row(&lm_head, &feed).map(|row| Some(vec![row]));
+        }
         let pieces = self.run_all(&lm_head, &feed)?;
         let mut joined: Vec<Vec<f32>> = vec![Vec::with_capacity(self.vocab); rows];
         for piece in &pieces {
@@ -259,6 +262,40 @@ impl Session {
             )));
         }
         Ok(Some(joined))
+    }
+
+    /// An in-model-argmax LM head (`argmax_idx`, `argmax_val` per vocabulary piece, ANEMLL
+    /// 0.3.6 `--argmax`) as one logits row: the winning token (largest value, first piece on
+    /// ties, as chat.py picks it; its index offset by the sizes of the pieces before it, from
+    /// the module's `lm_head_chunk_sizes`) holds its logit, every other entry −∞. Greedy
+    /// decoding is unchanged; the other logits are not available in this mode.
+    fn argmax_row(&mut self, lm_head: &str, feed: &Feed<'_>) -> Result<Vec<f32>, InterpError> {
+        let outs = self.run_all(lm_head, feed)?;
+        let f = self.module.function(lm_head).expect("checked by the caller");
+        let pick = |name: &str| f.outputs.iter().position(|o| o.name == name).map(|k| outs[k].to_f32_vec());
+        let (Some(idx), Some(val)) = (pick("argmax_idx"), pick("argmax_val")) else {
+            return Err(InterpError::Driver(format!("@{lm_head} lacks argmax_idx/argmax_val")));
+        };
+        let sizes: Vec<usize> = match self.module.attrs.get("lm_head_chunk_sizes") {
+            Some(crate::ir::AttrValue::Ints(v)) => v.iter().map(|&s| s.max(0) as usize).collect(),
+            _ => return Err(InterpError::Driver("an argmax LM head needs the `lm_head_chunk_sizes` attribute".into())),
+        };
+        if sizes.len() != idx.len() || idx.len() != val.len() || idx.is_empty() {
+            return Err(InterpError::Driver(format!(
+                "@{lm_head}: {} argmax pieces for {} LM-head pieces",
+                idx.len(),
+                sizes.len()
+            )));
+        }
+        let best = argmax_first(&val);
+        let offset: usize = sizes[..best].iter().sum();
+        let token = offset + idx[best] as usize;
+        if token >= self.vocab || idx[best] as usize >= sizes[best] {
+            return Err(InterpError::Driver(format!("@{lm_head}: argmax index {} out of its piece", idx[best])));
+        }
+        let mut row = vec![f32::NEG_INFINITY; self.vocab];
+        row[token] = val[best];
+        Ok(row)
     }
 
     /// True when prefill can score prompt positions: a batched LM head exists and the last

@@ -202,7 +202,7 @@ pub fn meta_yaml(layout: &Layout, model: &str) -> MetaYaml {
         split_lm_head: layout.lm_head_pieces,
         version: META_VERSION.to_string(),
         lm_head_chunk_sizes: layout.lm_head_sizes.clone(),
-        argmax_in_model: false,
+        argmax_in_model: layout.argmax_in_model,
         sliding_window: layout.sliding_window,
     }
 }

@@ -97,6 +97,8 @@ pub struct Layout {
     pub modes: Vec<&'static str>,
     /// KV length of the sliding-window layers (models that have them).
     pub sliding_window: Option<usize>,
+    /// The LM head returns per-piece argmax instead of logits.
+    pub argmax_in_model: bool,
 }
 
 /// The FFN functions of a model whose sliding-window caches rotate, in ANEMLL 0.3.6's order.
@@ -179,10 +181,14 @@ pub fn plan_layout(m: &Module, opts: &LayoutOptions) -> Result<Layout, LayoutErr
         limits.max_bytes = max;
     }
     let chunk_plan = plan_chunks(&layer_bytes, limits, opts.chunks)?;
-    let lm_head_pieces = m.function("lm_head.infer").map_or(0, |f| f.outputs.len());
-    let lm_head_sizes: Vec<usize> = m.function("lm_head.infer").map_or_else(Vec::new, |f| {
-        f.outputs.iter().map(|o| o.ty.tensor().shape.last().copied().unwrap_or(0)).collect()
-    });
+    let argmax_in_model = m.attrs.get("argmax_in_model") == Some(&crate::ir::AttrValue::Bool(true));
+    let lm_head_sizes: Vec<usize> = match m.attrs.get("lm_head_chunk_sizes") {
+        Some(crate::ir::AttrValue::Ints(v)) => v.iter().map(|&s| s.max(0) as usize).collect(),
+        _ => m.function("lm_head.infer").map_or_else(Vec::new, |f| {
+            f.outputs.iter().map(|o| o.ty.tensor().shape.last().copied().unwrap_or(0)).collect()
+        }),
+    };
+    let lm_head_pieces = lm_head_sizes.len();
 
     let (lut_embed, lut_ffn, lut_head) = (lut_attr(m, "lut_embed"), lut_attr(m, "lut_ffn"), lut_attr(m, "lut_lm_head"));
     let part = |kind, stem: String, functions: Vec<String>, layers, chunk, lut| {
@@ -236,5 +242,6 @@ pub fn plan_layout(m: &Module, opts: &LayoutOptions) -> Result<Layout, LayoutErr
         parts,
         modes,
         sliding_window,
+        argmax_in_model,
     })
 }

@@ -208,14 +208,26 @@ pub fn load_output(dir: &Path) -> Result<LoadedOutput, LoadError> {
     }
     add(&lm_head, vec![FunctionRead::new("main", "lm_head.infer")], &mut module)?;
 
-    let vocab: usize = module
-        .function("lm_head.infer")
-        .map(|f| f.outputs.iter().map(|o| o.ty.tensor().shape.last().copied().unwrap_or(0)).sum())
-        .unwrap_or(0);
+    // An in-model-argmax head has no logits outputs: meta.yaml's vocab_size counts then.
+    let argmax_head =
+        module.function("lm_head.infer").is_some_and(|f| f.outputs.iter().any(|o| o.name == "argmax_idx"));
+    let vocab: usize = if argmax_head {
+        positive(&meta, &meta_path, "vocab_size")?
+    } else {
+        module
+            .function("lm_head.infer")
+            .map(|f| f.outputs.iter().map(|o| o.ty.tensor().shape.last().copied().unwrap_or(0)).sum())
+            .unwrap_or(0)
+    };
     module.attrs.insert("context".into(), AttrValue::Int(context as i64));
     module.attrs.insert("batch".into(), AttrValue::Int(batch as i64));
     module.attrs.insert("vocab".into(), AttrValue::Int(vocab as i64));
     module.attrs.insert("chunks".into(), AttrValue::Int(chunks as i64));
+    if let Some(sizes) = meta.get("lm_head_chunk_sizes") {
+        let sizes: Vec<i64> =
+            sizes.trim_matches(|c| c == '[' || c == ']').split(',').filter_map(|t| t.trim().parse().ok()).collect();
+        module.attrs.insert("lm_head_chunk_sizes".into(), AttrValue::Ints(sizes));
+    }
     if let Some(w) = window.filter(|_| rotates) {
         module.attrs.insert("sliding_window".into(), AttrValue::Int(w as i64));
     }
