@@ -122,10 +122,13 @@ fn missing_model_dir_is_named() {
     assert_clean_failure("none", &dir, &[], &["config.json"]);
 }
 
+/// A named config edit and what its error must say.
+type Case = (&'static str, fn(&mut serde_json::Value), &'static [&'static str]);
+
 /// Gemma 3 configs that cannot be right: named by field, exit 2.
 #[test]
 fn gemma3_bad_configs_are_named() {
-    let cases: [(&str, fn(&mut serde_json::Value), &[&str]); 5] = [
+    let cases: [Case; 5] = [
         (
             "layer_types_length",
             |c| c["layer_types"] = serde_json::json!(["full_attention"]),
