@@ -95,3 +95,35 @@ fn coremltools_reads_the_gemma3_interfaces() {
         assert_eq!(o["inferred"]["shape"], json!([1, 1, 32]));
     }
 }
+
+/// The scaled embedding table (`cast(scale(checkpoint), fp16)`, streamed to the package in
+/// row blocks) holds exactly the values the interpreter materialises for the same recipe.
+#[test]
+fn streamed_scaled_embeddings_equal_the_materialised_recipe() {
+    use anemllc::checkpoint::Checkpoint;
+    use anemllc::weights::WeightCache;
+    use std::sync::Arc;
+    let module = optimised("gemma3_tiny", None);
+    let out = scratch("gemma3_contract_embed").join("out");
+    emit("gemma3_tiny", &module, Some(2), &out);
+    let gathered = |m: &anemllc::ir::Module| -> String {
+        let f = m.function("embed.infer").unwrap();
+        f.nodes
+            .iter()
+            .find_map(|(_, n)| match &n.op {
+                anemllc::ir::Op::Weight { name } => Some(name.clone()),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let name = gathered(&module);
+    let recipe = &module.weight(&name).unwrap().recipe;
+    assert!(recipe.to_string().starts_with("cast(scale(checkpoint("), "{recipe}");
+    let ckpt = Checkpoint::open(&emit_support::fixture_dir("gemma3_tiny")).unwrap();
+    let want = WeightCache::new(&module, Arc::new(ckpt)).get(&name).unwrap().to_f32_vec();
+    let loaded = anemllc::package::load_output(&out).unwrap();
+    let got_name = gathered(&loaded.module);
+    let got = WeightCache::new(&loaded.module, loaded.source.clone()).get(&got_name).unwrap().to_f32_vec();
+    assert_eq!(got.len(), want.len());
+    assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "the streamed table differs");
+}

@@ -59,6 +59,10 @@ impl TensorSource for Checkpoint {
         Ok((shape, data))
     }
 
+    fn reads_rows_cheaply(&self) -> bool {
+        true
+    }
+
     fn read_f16_bytes(&self, name: &str) -> Option<Result<super::source::F16Bytes, WeightError>> {
         let info = self.info(name)?;
         let source = |message: String| WeightError::Source { tensor: name.to_string(), message };

@@ -39,6 +39,12 @@ pub trait TensorSource {
     fn read_f16_bytes(&self, _name: &str) -> Option<Result<F16Bytes, WeightError>> {
         None
     }
+
+    /// True when [`TensorSource::read_f32_rows`] reads only the rows asked for (so a large
+    /// tensor can be streamed in row blocks); the default reads the whole tensor each time.
+    fn reads_rows_cheaply(&self) -> bool {
+        false
+    }
 }
 
 /// In-memory source: name → (shape, row-major values). The element count is checked on read.

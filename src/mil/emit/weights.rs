@@ -183,6 +183,74 @@ impl PaletteStash {
     }
 }
 
+/// Rows per block when a scaled table is streamed to fp16 (≈ 4 MB of f32 for a 640-wide row).
+const STREAM_ROWS: usize = 1024;
+
+/// The fp16 payload of `cast((scale|offset)*(checkpoint(float)), fp16)` — an embedding table
+/// with its scale folded in, say — computed in blocks of rows read straight from the source,
+/// so the tensor never exists whole in f32 (262144 × 640 is 671 MB). Each element goes
+/// through exactly the roundings of materialising the recipe (every step rounded to the
+/// checkpoint's dtype, then to fp16). `None` for other recipes or a source that cannot read
+/// rows alone.
+fn streamed_fp16_payload(
+    w: &crate::ir::Weight,
+    inner: &Recipe,
+    cache: &WeightCache,
+) -> Result<Option<Vec<u8>>, EmitError> {
+    use rayon::prelude::*;
+    enum Step {
+        Scale(f64),
+        Offset(f64),
+    }
+    let mut steps = Vec::new();
+    let mut r = inner;
+    let (tensor, ty) = loop {
+        match r {
+            Recipe::Scale { factor, .. } => steps.push(Step::Scale(*factor)),
+            Recipe::Offset { value, .. } => steps.push(Step::Offset(*value)),
+            Recipe::Checkpoint { tensor, ty } if ty.dtype.is_float() && !steps.is_empty() => break (tensor, ty),
+            _ => return Ok(None),
+        }
+        r = match r {
+            Recipe::Scale { input, .. } | Recipe::Offset { input, .. } => input,
+            _ => unreachable!("matched above"),
+        };
+    };
+    let src = cache.source();
+    if !src.reads_rows_cheaply() || ty.shape.is_empty() {
+        return Ok(None);
+    }
+    steps.reverse();
+    let fail = |message: String| EmitError::Weight { name: w.name.clone(), message, source: None };
+    let rows = ty.shape[0];
+    let row_len: usize = ty.shape[1..].iter().product();
+    let mut out = vec![0u8; rows * row_len * 2];
+    out.par_chunks_mut((STREAM_ROWS * row_len * 2).max(2)).enumerate().try_for_each(|(k, bytes)| {
+        let start = k * STREAM_ROWS;
+        let end = (start + STREAM_ROWS).min(rows);
+        let (_, values) = src.read_f32_rows(tensor, start, end).map_err(|e| fail(e.to_string()))?;
+        if values.len() * 2 != bytes.len() {
+            return Err(fail(format!("rows {start}..{end} of {tensor:?} have {} values", values.len())));
+        }
+        for (v, b) in values.into_iter().zip(bytes.chunks_exact_mut(2)) {
+            let mut x = v;
+            for s in &steps {
+                x = match s {
+                    Step::Scale(f) => crate::interp::tensor::round_f64(ty.dtype, f64::from(x) * f),
+                    Step::Offset(c) => crate::interp::tensor::round_f64(ty.dtype, f64::from(x) + c),
+                };
+            }
+            let h = half::f16::from_f32(x);
+            if !h.is_finite() {
+                return Err(fail(format!("{x} is beyond the fp16 range")));
+            }
+            b.copy_from_slice(&h.to_bits().to_le_bytes());
+        }
+        Ok(())
+    })?;
+    Ok(Some(out))
+}
+
 /// The fp16 payload of `reshape*(cast(checkpoint(float), fp16))` straight from the source's
 /// bytes (no f32 copy of the tensor; the same rounding as materialising and casting), or
 /// `None` for any other recipe or a source that cannot do it.
@@ -194,7 +262,7 @@ fn fp16_payload(w: &crate::ir::Weight, cache: &WeightCache) -> Result<Option<Vec
     let (tensor, ty) = match r {
         Recipe::Cast { input, dtype: crate::ir::DType::F16 } => match input.as_ref() {
             Recipe::Checkpoint { tensor, ty } if ty.dtype.is_float() => (tensor, ty),
-            _ => return Ok(None),
+            inner => return streamed_fp16_payload(w, inner, cache),
         },
         Recipe::Checkpoint { tensor, ty } if ty.dtype == crate::ir::DType::F16 => (tensor, ty),
         _ => return Ok(None),
