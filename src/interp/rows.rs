@@ -40,7 +40,7 @@ impl<'a> MatrixRows<'a> {
         check(rows, cols, indices.len(), bits as usize, 8)?;
         let entries = 1usize << bits;
         let groups = table.len() / entries;
-        if groups == 0 || groups * entries != table.len() || rows % groups != 0 {
+        if groups == 0 || groups * entries != table.len() || !rows.is_multiple_of(groups) {
             return Err(format!("a table of {} values does not fit {rows} rows of {bits}-bit indices", table.len()));
         }
         Ok(MatrixRows::Lut { indices, bits, table, rows_per_group: rows / groups, rows, cols })
@@ -105,7 +105,7 @@ fn widen(table: &[f32]) -> [f32; 256] {
 /// packed stream. Straight-line code for 4, 6 and 8 bits on byte-aligned starts.
 fn unpack_lookup(bytes: &[u8], bits: u32, first: usize, t: &[f32; 256], out: &mut [f32]) {
     let bit = first * bits as usize;
-    if bit % 8 == 0 {
+    if bit.is_multiple_of(8) {
         let done = super::lut_simd::lookup_rows(bytes, bits, bit / 8, t, out);
         if done > 0 {
             return unpack_lookup(bytes, bits, first + done, t, &mut out[done..]);
@@ -118,14 +118,14 @@ fn unpack_lookup(bytes: &[u8], bits: u32, first: usize, t: &[f32; 256], out: &mu
                 }
                 return;
             }
-            4 if out.len() % 2 == 0 => {
+            4 if out.len().is_multiple_of(2) => {
                 for (o, &v) in out.chunks_exact_mut(2).zip(b) {
                     o[0] = t[(v & 0x0f) as usize];
                     o[1] = t[(v >> 4) as usize];
                 }
                 return;
             }
-            6 if out.len() % 4 == 0 => {
+            6 if out.len().is_multiple_of(4) => {
                 for (o, v) in out.chunks_exact_mut(4).zip(b.chunks_exact(3)) {
                     let w = u32::from(v[0]) | u32::from(v[1]) << 8 | u32::from(v[2]) << 16;
                     o[0] = t[(w & 0x3f) as usize];
