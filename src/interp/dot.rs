@@ -93,7 +93,7 @@ fn dots_generic<const R: usize>(x: &[f32], w: &[&[f32]; R]) -> [f32; R] {
 
 /// The lane tree of the module docs.
 #[inline(always)]
-fn fold(a: &[f32; LANES]) -> f32 {
+pub fn fold(a: &[f32; LANES]) -> f32 {
     let mut s = *a;
     let mut width = LANES / 2;
     while width > 0 {

@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::dot::dots;
+use super::lut_simd::{LutRow, lut_dots};
 use super::rows::MatrixRows;
 
 /// Output channels per parallel task.
@@ -40,11 +41,21 @@ pub fn project(x: &[f32], m: usize, w: &MatrixRows<'_>, bias: Option<&[f32]>, ou
                 buf.resize(GROUP * k, 0.0);
             }
             let first = t * TILE;
+            let mut tables = [[0.0f32; 256]; GROUP];
             let rows = chunk.len() / m;
             let mut r = 0;
             while r < rows {
                 let o = first + r;
                 if r + GROUP <= rows {
+                    if m == 1
+                        && let Some(d) = fused_lut(x, w, o, &mut tables)
+                    {
+                        for (i, v) in d.into_iter().enumerate() {
+                            chunk[r + i] = v + add(o + i);
+                        }
+                        r += GROUP;
+                        continue;
+                    }
                     let ws: [&[f32]; GROUP] = match w.borrow(o) {
                         Some(_) => std::array::from_fn(|i| w.borrow(o + i).unwrap_or(&[])),
                         None => {
@@ -79,10 +90,55 @@ pub fn project(x: &[f32], m: usize, w: &MatrixRows<'_>, bias: Option<&[f32]>, ou
     });
 }
 
+/// One activation row times LUT rows `o .. o + GROUP` decoded in registers
+/// ([`lut_dots`]); `None` when that path does not apply (then the rows are decoded into a
+/// buffer: the same values, the same order, the same result).
+fn fused_lut(x: &[f32], w: &MatrixRows<'_>, o: usize, tables: &mut [[f32; 256]; GROUP]) -> Option<[f32; GROUP]> {
+    let mut starts = [0usize; GROUP];
+    let mut stream = None;
+    for (i, table) in tables.iter_mut().enumerate() {
+        let (bytes, bits, start) = w.lut_row(o + i, table)?;
+        starts[i] = start;
+        stream = Some((bytes, bits));
+    }
+    let (bytes, bits) = stream?;
+    let rows: [LutRow<'_>; GROUP] = std::array::from_fn(|i| LutRow { start: starts[i], table: &tables[i] });
+    lut_dots(x, bytes, bits, &rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::interp::dot::dots;
+
+    /// LUT weights: one activation row takes the fused decode-and-multiply path, several
+    /// rows decode into a buffer first; both give each element as one `dots` result.
+    #[test]
+    fn lut_rows_give_the_same_elements_fused_or_buffered() {
+        use crate::mil::blob::pack::pack_bits;
+        for bits in [4u32, 6] {
+            let (n, k) = (72usize, 64usize);
+            let idx: Vec<u8> = (0..n * k).map(|i| ((i * 7919 + 13) % (1 << bits)) as u8).collect();
+            let packed = pack_bits(idx.iter().copied(), bits);
+            let entries = 1usize << bits;
+            let table: Vec<f32> = (0..9 * entries).map(|i| ((i * 37) % 101) as f32 * 0.01 - 0.5).collect();
+            let rows = MatrixRows::lut(&packed, bits, &table, n, k).unwrap();
+            let x: Vec<f32> = (0..2 * k).map(|i| ((i * 31) % 17) as f32 * 0.1 - 0.8).collect();
+            let mut two = vec![0.0; n * 2];
+            project(&x, 2, &rows, None, &mut two);
+            for p in 0..2 {
+                let mut one = vec![0.0; n];
+                project(&x[p * k..(p + 1) * k], 1, &rows, None, &mut one);
+                let mut row = vec![0.0; k];
+                for o in 0..n {
+                    rows.fill(o, &mut row);
+                    let want = dots(&x[p * k..(p + 1) * k], &[&row])[0] + 0.0;
+                    assert_eq!(one[o].to_bits(), want.to_bits(), "{bits} bits, row {p}, channel {o}, fused");
+                    assert_eq!(two[o * 2 + p].to_bits(), want.to_bits(), "{bits} bits, row {p}, channel {o}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_element_is_one_dot_whatever_the_row_count() {

@@ -76,6 +76,19 @@ impl<'a> MatrixRows<'a> {
         }
     }
 
+    /// For a LUT matrix whose row `r` starts on a byte: the packed stream, the bit width,
+    /// the row's first byte and its group's table padded to 256 entries (into `table`).
+    pub fn lut_row(&self, r: usize, table: &mut [f32; 256]) -> Option<(&'a [u8], u32, usize)> {
+        let MatrixRows::Lut { indices, bits, table: tables, rows_per_group, cols, .. } = *self else {
+            return None;
+        };
+        let bit = r * cols * bits as usize;
+        let entries = 1usize << bits;
+        let g = r / rows_per_group;
+        table[..entries].copy_from_slice(&tables[g * entries..(g + 1) * entries]);
+        bit.is_multiple_of(8).then_some((indices, bits, bit / 8))
+    }
+
     /// Row `r` borrowed without a copy, when the storage is f32.
     pub fn borrow(&self, r: usize) -> Option<&'a [f32]> {
         match *self {
