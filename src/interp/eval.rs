@@ -224,7 +224,8 @@ fn run_body(
                 .collect();
             obs.before(module, f, node, &operands);
         }
-        let results = execute(module, node, args, bindings, weights).map_err(|e| match e {
+        let key = matches!(node.op, Op::LutToDense).then(|| weight_operands(f, index, node)).flatten();
+        let results = execute(module, node, args, bindings, weights, key.as_deref()).map_err(|e| match e {
             ExecError::Op(message) => fail(message),
             ExecError::Weight(weight, source) => {
                 InterpError::Weight { func: f.name.clone(), index, weight, source: Box::new(source) }
@@ -385,16 +386,38 @@ fn state_arg(args: &[Slot], i: usize) -> Result<usize, ExecError> {
     }
 }
 
-/// Runs one node on bound operands.
+/// `weights:a|b|…` when every operand of node `index` is defined by a `weight` op (a key
+/// for [`WeightCache::derived`]); `None` otherwise.
+fn weight_operands(f: &Function, index: usize, node: &Node) -> Option<String> {
+    let mut names = Vec::with_capacity(node.operands.len());
+    for &o in &node.operands {
+        let (_, def) = f.nodes.iter().take(index).rev().find(|(_, n)| n.results.contains(&o))?;
+        let Op::Weight { name } = &def.op else { return None };
+        names.push(name.as_str());
+    }
+    Some(format!("weights:{}", names.join("|")))
+}
+
+/// Runs one node on bound operands. `derived_key`, when given, names the weights all the
+/// operands come from, so that a packed result may be built once per session.
 fn execute(
     module: &Module,
     node: &Node,
     args: Vec<Slot>,
     bindings: &mut [StateBinding],
     weights: &WeightCache,
+    derived_key: Option<&str>,
 ) -> Result<Vec<Slot>, ExecError> {
     if let Op::Weight { name } = &node.op {
         return Ok(vec![weight_slot(module, name, weights)?]);
+    }
+    if let (Op::LutToDense, Some(key), [Slot::Packed(_), _]) = (&node.op, derived_key, args.as_slice()) {
+        let made = weights.derived(key, || match execute_packed(&node.op, &args) {
+            Some(Ok(Slot::Packed(p))) => Ok(p),
+            Some(Err(e)) => Err(e),
+            _ => Err(ExecError::Op("internal: lut_to_dense of packed indices did not stay packed".into())),
+        })?;
+        return Ok(vec![Slot::Packed((*made).clone())]);
     }
     if let Some(result) = execute_packed(&node.op, &args) {
         return Ok(vec![result?]);

@@ -1,5 +1,6 @@
 //! [`WeightCache`]: the module's weights, materialised lazily and at most once each.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -21,13 +22,21 @@ pub struct WeightCache {
     done: Mutex<HashMap<String, Arc<Tensor>>>,
     /// Weights served in their stored form (`None`: the source cannot, use [`Self::get`]).
     stored: Mutex<HashMap<String, Option<Arc<StoredTensor>>>>,
+    /// Values derived from weights by callers (see [`WeightCache::derived`]).
+    derived: Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>,
 }
 
 impl WeightCache {
     /// A cache over `module`'s weight declarations, reading checkpoint tensors from `source`.
     pub fn new(module: &Module, source: Arc<dyn TensorSource + Send + Sync>) -> WeightCache {
         let declared = module.weights.iter().map(|w| (w.name.clone(), w.clone())).collect();
-        WeightCache { declared, source, done: Mutex::new(HashMap::new()), stored: Mutex::new(HashMap::new()) }
+        WeightCache {
+            declared,
+            source,
+            done: Mutex::new(HashMap::new()),
+            stored: Mutex::new(HashMap::new()),
+            derived: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The weight `name`, materialising it on first use. Errors name the weight or tensor.
@@ -92,6 +101,27 @@ impl WeightCache {
         };
         self.stored.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_string(), found.clone());
         Ok(found)
+    }
+
+    /// A value derived from this cache's weights only (e.g. a packed LUT weight built from
+    /// its indices and table weights), made once per `key` by `make` and shared after. The
+    /// caller chooses keys that name every weight the value depends on; a key holding a
+    /// value of another type is recomputed and not stored.
+    pub fn derived<T: Any + Send + Sync, E>(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Arc<T>, E> {
+        let lock = || self.derived.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(v) = lock().get(key).cloned()
+            && let Ok(v) = v.downcast::<T>()
+        {
+            return Ok(v);
+        }
+        let v = Arc::new(make()?);
+        let mut map = lock();
+        let kept = map.entry(key.to_string()).or_insert_with(|| v.clone()).clone();
+        Ok(kept.downcast::<T>().unwrap_or(v))
     }
 
     /// Where checkpoint tensors come from.
