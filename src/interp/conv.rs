@@ -1,15 +1,20 @@
 //! `conv`: 2-D cross-correlation in NCHW with groups, strides, zero pads
 //! `[top, bottom, left, right]` and dilations.
 //!
-//! Per batch item and group, the receptive fields are gathered into a column matrix
-//! `[Cg·kh·kw, H'·W']` (im2col) and multiplied by the group's weights `[Og, Cg·kh·kw]` with
-//! the f32 GEMM, so the 1×1 convolutions that stand in for `linear` after `opt` are as fast
-//! as `linear` itself.
+//! Pointwise convolutions (1×1 kernel, unit strides, no padding, one group — the ones that
+//! stand in for `linear` after `opt`) go through [`conv_pointwise`]: every output is one
+//! fixed-order dot product ([`super::dot`]) with the weight given as [`MatrixRows`], so a
+//! weight may stay fp16 or LUT-packed and decode and prefill agree bit for bit. Other
+//! convolutions gather their receptive fields into a column matrix `[Cg·kh·kw, H'·W']`
+//! (im2col) per batch item and group and multiply it by the group's weights with the f32
+//! GEMM.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, Array4, Ix4, s};
+use ndarray::{Array2, Array4, ArrayD, Axis, Ix4, IxDyn, s};
 
 use super::kernel::{OpResult, float_result, floats};
+use super::project::project;
+use super::rows::MatrixRows;
 use super::tensor::Tensor;
 
 /// Static attributes of a convolution.
@@ -40,6 +45,11 @@ pub fn conv(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, attrs: &ConvAttrs<'_>
     let (o, cg, kh, kw) = wa.dim();
     if groups == 0 || c % groups != 0 || o % groups != 0 || cg * groups != c {
         return Err(format!("channels {c} / groups {groups} do not match weight {}", w.tensor_type()));
+    }
+    if is_pointwise(wa.shape(), attrs) {
+        let w2 = wa.as_standard_layout();
+        let values = w2.as_slice().ok_or("weight is not contiguous")?;
+        return conv_pointwise(x, &MatrixRows::dense(values, o, cg)?, bias);
     }
     let og = o / groups;
     let (Some(ho), Some(wo)) = (
@@ -97,4 +107,47 @@ pub fn conv(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, attrs: &ConvAttrs<'_>
         }
     }
     float_result(x.dtype(), out.into_dyn())
+}
+
+/// True for a 1×1 kernel `[O, C, 1, 1]` with unit strides, no padding and one group (the
+/// dilation does not matter for a 1×1 kernel).
+pub fn is_pointwise(weight_shape: &[usize], attrs: &ConvAttrs<'_>) -> bool {
+    matches!(weight_shape, [_, _, 1, 1])
+        && attrs.groups == 1
+        && attrs.strides.iter().all(|&s| s == 1)
+        && attrs.pads.iter().all(|&p| p == 0)
+}
+
+/// A pointwise convolution of `x [N, C, H, W]` by `w` (`O` rows of `C`):
+/// `out[n, o, p, q] = dot(x[n, :, p, q], w[o]) + b[o]` (0 without a bias) in the order of
+/// [`super::dot`], rounded to `x`'s dtype.
+pub fn conv_pointwise(x: &Tensor, w: &MatrixRows<'_>, bias: Option<&Tensor>) -> OpResult {
+    let xa = floats(x)?;
+    let &[nb, c, h, wd] = xa.shape() else {
+        return Err(format!("x must be rank 4, got {}", x.tensor_type()));
+    };
+    let (o, p) = (w.rows(), h * wd);
+    if w.cols() != c {
+        return Err(format!("weight rows of {} do not match {c} input channels", w.cols()));
+    }
+    let bias: Option<Vec<f32>> = bias.map(|b| floats(b).map(|v| v.iter().copied().collect())).transpose()?;
+    if bias.as_ref().is_some_and(|b| b.len() != o) {
+        return Err(format!("bias does not match {o} output channels"));
+    }
+    let xs = xa.as_standard_layout();
+    let mut out = vec![0.0f32; nb * o * p];
+    // Activation rows `[P, C]` per batch item (the input as is when P = 1).
+    let mut rows = Vec::new();
+    for (n, item) in xs.axis_iter(Axis(0)).enumerate() {
+        let xt: &[f32] = if p == 1 {
+            item.to_slice().ok_or("x is not contiguous")?
+        } else {
+            rows.clear();
+            rows.extend(item.into_shape_with_order((c, p)).map_err(|e| e.to_string())?.t().iter().copied());
+            &rows
+        };
+        project(xt, p, w, bias.as_deref(), &mut out[n * o * p..(n + 1) * o * p]);
+    }
+    let out = ArrayD::from_shape_vec(IxDyn(&[nb, o, h, wd]), out).map_err(|e| e.to_string())?;
+    float_result(x.dtype(), out)
 }

@@ -331,12 +331,31 @@ impl Session {
 
     /// Starts a new sequence with `prompt` in the KV cache (no prompt logits); continue with
     /// [`Session::decode_step`] at position `prompt.len() − 1`.
+    ///
+    /// As ANEMLL 0.3.6 does, only whole batches of B go through `prefill`; the remaining
+    /// positions are fed one by one through `infer` (without the LM head), so a prompt
+    /// shorter than B does not pay for a padded batch. Position P−1 itself is left to the
+    /// first decode step, which writes its K/V anyway.
     pub fn start(&mut self, prompt: &[u32]) -> Result<(), InterpError> {
-        self.fill(prompt, false).map(|_| ())
+        if self.plan.rotate_from.is_some() {
+            // Rotating caches: `fill` stores exactly positions 0 … P−2, the same way.
+            return self.fill(prompt, false).map(|_| ());
+        }
+        let whole = prompt.len() / self.batch * self.batch;
+        if whole == 0 {
+            self.check_prompt(prompt)?;
+            self.reset();
+        } else {
+            self.fill(&prompt[..whole], false)?;
+        }
+        for (pos, &token) in prompt.iter().enumerate().take(prompt.len() - 1).skip(whole) {
+            self.forward(&[i64::from(token)], pos, false, false)?;
+        }
+        Ok(())
     }
 
-    /// Prefill; prompt logits are computed only if `want_logits`.
-    fn fill(&mut self, tokens: &[u32], want_logits: bool) -> Result<Vec<Vec<f32>>, InterpError> {
+    /// A prompt must be non-empty, fit the context and hold vocabulary ids.
+    fn check_prompt(&self, tokens: &[u32]) -> Result<(), InterpError> {
         if tokens.is_empty() {
             return Err(InterpError::Driver("the prompt is empty".into()));
         }
@@ -347,7 +366,12 @@ impl Session {
                 self.context
             )));
         }
-        self.check_tokens(tokens)?;
+        self.check_tokens(tokens)
+    }
+
+    /// Prefill; prompt logits are computed only if `want_logits`.
+    fn fill(&mut self, tokens: &[u32], want_logits: bool) -> Result<Vec<Vec<f32>>, InterpError> {
+        self.check_prompt(tokens)?;
         let scores = want_logits && self.prefill_scores();
         let mut logits = if scores || !want_logits {
             Vec::with_capacity(tokens.len() - 1)
@@ -454,7 +478,7 @@ impl Session {
                 self.context
             )));
         }
-        self.fill(prompt, false)?;
+        self.start(prompt)?;
         let mut out = Vec::with_capacity(n);
         let mut token = prompt[prompt.len() - 1];
         for step in 0..n {

@@ -12,7 +12,11 @@
 //!    big tensor is copied except where an op changes it);
 //! 4. state effects happen in program order, on a private copy of the state bindings that is
 //!    committed to the caller's map only if the whole call succeeds: a failing call leaves
-//!    the states exactly as they were.
+//!    the states exactly as they were;
+//! 5. a large weight the [`WeightCache`] can serve in its stored form (fp16 or LUT indices
+//!    of a memory-mapped package) stays packed ([`PackedWeight`]): `lut_to_dense` of it
+//!    stays packed too, pointwise `conv` and axis-0 `gather` read its rows directly, and
+//!    any other op gets the dense tensor with the same values.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,9 +25,11 @@ use crate::ir::typing::infer;
 use crate::ir::{Function, Module, Node, Op, Type, ValueId};
 use crate::weights::WeightCache;
 
+use super::conv::{ConvAttrs, conv_pointwise, is_pointwise};
 use super::dispatch::apply;
 use super::error::InterpError;
 use super::index::slice_update;
+use super::packed::PackedWeight;
 use super::tensor::Tensor;
 
 /// What a value is bound to during a call.
@@ -32,11 +38,15 @@ enum Slot {
     Tensor(Arc<Tensor>),
     /// Index into the call's state bindings.
     State(usize),
+    /// A weight (or `lut_to_dense` of one) kept in its stored encoding.
+    Packed(Arc<PackedWeight>),
 }
 
 /// One state input of the call: the caller's tensor and the current content.
 struct StateBinding {
     name: String,
+    /// The state input's value in the function.
+    value: ValueId,
     original: Arc<Tensor>,
     current: Arc<Tensor>,
 }
@@ -105,7 +115,7 @@ pub fn evaluate_observed(
         let slot = if v.ty.is_state() {
             // Present: validated above (a missing one would surface as an undefined operand).
             let Some(t) = states.remove(&v.name).map(Arc::new) else { continue };
-            bindings.push(StateBinding { name: v.name.clone(), original: t.clone(), current: t });
+            bindings.push(StateBinding { name: v.name.clone(), value: id, original: t.clone(), current: t });
             Slot::State(bindings.len() - 1)
         } else {
             let Some(t) = inputs.get(&v.name) else { continue };
@@ -172,6 +182,7 @@ fn run_body(
             types.push(match &slot {
                 Slot::Tensor(t) => Type::Tensor(t.tensor_type()),
                 Slot::State(k) => Type::State(bindings[*k].current.tensor_type()),
+                Slot::Packed(p) => Type::Tensor(p.tensor_type()),
             });
             args.push(slot);
         }
@@ -199,17 +210,22 @@ fn run_body(
             }
         }
 
+        if matches!(node.op, Op::SliceUpdate) {
+            release_state_copy(f, index, &args, bindings);
+        }
+
         if let Some(obs) = observer {
             let operands: Vec<Option<&Tensor>> = args
                 .iter()
                 .map(|a| match a {
                     Slot::Tensor(t) => Some(t.as_ref()),
-                    Slot::State(_) => None,
+                    Slot::State(_) | Slot::Packed(_) => None,
                 })
                 .collect();
             obs.before(module, f, node, &operands);
         }
-        let results = execute(node, args, bindings, weights).map_err(|e| match e {
+        let key = matches!(node.op, Op::LutToDense).then(|| weight_operands(f, index, node)).flatten();
+        let results = execute(module, node, args, bindings, weights, key.as_deref()).map_err(|e| match e {
             ExecError::Op(message) => fail(message),
             ExecError::Weight(weight, source) => {
                 InterpError::Weight { func: f.name.clone(), index, weight, source: Box::new(source) }
@@ -219,16 +235,45 @@ fn run_body(
         if results.len() != node.results.len() {
             return Err(fail(format!("produced {} results, {} declared", results.len(), node.results.len())));
         }
-        for ((&r, t), want) in node.results.iter().zip(results).zip(&declared) {
-            if &t.tensor_type() != want.tensor() || want.is_state() {
-                return Err(fail(format!("result {} does not match the declared {want}", t.tensor_type())));
+        for ((&r, slot), want) in node.results.iter().zip(results).zip(&declared) {
+            let got = match &slot {
+                Slot::Tensor(t) => t.tensor_type(),
+                Slot::Packed(p) => p.tensor_type(),
+                Slot::State(_) => return Err(fail("produced a state".into())),
+            };
+            if &got != want.tensor() || want.is_state() {
+                return Err(fail(format!("result {got} does not match the declared {want}")));
             }
             if last.get(r.index()).is_some_and(|&l| l > index) {
-                env[r.index()] = Some(Slot::Tensor(t));
+                env[r.index()] = Some(slot);
             }
         }
     }
     collect_outputs(f, env)
+}
+
+/// Lets `slice_update` at node `index` update a state's current tensor in place instead of
+/// copying it: when its destination is the current content of a state binding (and not the
+/// call's original, which a failing call restores), and the next access to that state is a
+/// `write_state` (so nothing reads the old content again), the binding lets go of it. The
+/// KV-cache pattern read → slice_update → write_state then copies the cache once per call
+/// instead of once per layer.
+fn release_state_copy(f: &Function, index: usize, args: &[Slot], bindings: &mut [StateBinding]) {
+    let Some(Slot::Tensor(x)) = args.first() else { return };
+    let Some(b) = bindings.iter_mut().find(|b| Arc::ptr_eq(&b.current, x) && !Arc::ptr_eq(&b.original, x)) else {
+        return;
+    };
+    let next = f
+        .nodes
+        .iter()
+        .skip(index + 1)
+        .find(|(_, n)| matches!(n.op, Op::ReadState | Op::WriteState) && n.operands.first() == Some(&b.value));
+    if let Some((_, n)) = next
+        && matches!(n.op, Op::WriteState)
+    {
+        // Never read: the next access to this state overwrites it.
+        b.current = b.original.clone();
+    }
 }
 
 fn collect_outputs(f: &Function, mut env: Vec<Option<Slot>>) -> Result<HashMap<String, Tensor>, InterpError> {
@@ -246,6 +291,7 @@ fn collect_outputs(f: &Function, mut env: Vec<Option<Slot>>) -> Result<HashMap<S
                 }
                 found.push((o.name.clone(), t));
             }
+            Some(Slot::Packed(p)) => found.push((o.name.clone(), Arc::new(p.dense().map_err(|m| err(&m))?))),
             Some(Slot::State(_)) => return Err(err("a state cannot be returned")),
             None => return Err(err("returns an undefined value")),
         }
@@ -279,6 +325,60 @@ fn tensor_arg(args: &[Slot], i: usize) -> Result<&Arc<Tensor>, ExecError> {
     }
 }
 
+/// Replaces every packed operand by its dense tensor (for ops without a packed kernel).
+fn densify(args: Vec<Slot>) -> Result<Vec<Slot>, ExecError> {
+    args.into_iter()
+        .map(|a| match a {
+            Slot::Packed(p) => Ok(Slot::Tensor(Arc::new(p.dense()?))),
+            other => Ok(other),
+        })
+        .collect()
+}
+
+/// The slot of weight `name`: packed when the cache serves it in its stored form and it is
+/// large enough (see [`PackedWeight::from_stored`]), else the materialised tensor.
+fn weight_slot(module: &Module, name: &str, weights: &WeightCache) -> Result<Slot, ExecError> {
+    let weight_err = |e| ExecError::Weight(name.to_string(), e);
+    let declared = module.weight(name).map(|w| &w.ty);
+    if let (Some(stored), Some(ty)) = (weights.stored(name).map_err(weight_err)?, declared)
+        && let Some(p) = PackedWeight::from_stored(stored, ty)
+    {
+        return Ok(Slot::Packed(Arc::new(p)));
+    }
+    Ok(Slot::Tensor(weights.get(name).map_err(weight_err)?))
+}
+
+/// The packed-operand kernels; `None` when the op has none for these operands.
+fn execute_packed(op: &Op, args: &[Slot]) -> Option<Result<Slot, ExecError>> {
+    let tensor = |t: Tensor| Slot::Tensor(Arc::new(t));
+    match (op, args) {
+        (Op::LutToDense, [Slot::Packed(idx), table]) => {
+            let table = match table {
+                Slot::Tensor(t) => Ok(t.clone()),
+                Slot::Packed(t) => t.dense().map(Arc::new),
+                Slot::State(_) => return None,
+            };
+            Some(table.and_then(|t| idx.lut(&t)).map(|p| Slot::Packed(Arc::new(p))).map_err(ExecError::Op))
+        }
+        (Op::Gather { axis }, [Slot::Packed(x), Slot::Tensor(i)]) => {
+            x.gather(i, *axis).map(|r| r.map(tensor).map_err(ExecError::Op))
+        }
+        (Op::Conv { strides, pads, dilations, groups }, [Slot::Tensor(x), Slot::Packed(w), bias @ ..]) => {
+            let attrs = ConvAttrs { strides, pads, dilations, groups: *groups };
+            if !is_pointwise(&w.tensor_type().shape, &attrs) {
+                return None;
+            }
+            let bias = match bias {
+                [] => None,
+                [Slot::Tensor(b)] => Some(b.as_ref()),
+                _ => return None,
+            };
+            Some(w.rows().and_then(|rows| conv_pointwise(x, &rows, bias)).map(tensor).map_err(ExecError::Op))
+        }
+        _ => None,
+    }
+}
+
 fn state_arg(args: &[Slot], i: usize) -> Result<usize, ExecError> {
     match args.get(i) {
         Some(Slot::State(k)) => Ok(*k),
@@ -286,8 +386,49 @@ fn state_arg(args: &[Slot], i: usize) -> Result<usize, ExecError> {
     }
 }
 
-/// Runs one node on bound operands.
+/// `weights:a|b|…` when every operand of node `index` is defined by a `weight` op (a key
+/// for [`WeightCache::derived`]); `None` otherwise.
+fn weight_operands(f: &Function, index: usize, node: &Node) -> Option<String> {
+    let mut names = Vec::with_capacity(node.operands.len());
+    for &o in &node.operands {
+        let (_, def) = f.nodes.iter().take(index).rev().find(|(_, n)| n.results.contains(&o))?;
+        let Op::Weight { name } = &def.op else { return None };
+        names.push(name.as_str());
+    }
+    Some(format!("weights:{}", names.join("|")))
+}
+
+/// Runs one node on bound operands. `derived_key`, when given, names the weights all the
+/// operands come from, so that a packed result may be built once per session.
 fn execute(
+    module: &Module,
+    node: &Node,
+    args: Vec<Slot>,
+    bindings: &mut [StateBinding],
+    weights: &WeightCache,
+    derived_key: Option<&str>,
+) -> Result<Vec<Slot>, ExecError> {
+    if let Op::Weight { name } = &node.op {
+        return Ok(vec![weight_slot(module, name, weights)?]);
+    }
+    if let (Op::LutToDense, Some(key), [Slot::Packed(_), _]) = (&node.op, derived_key, args.as_slice()) {
+        let made = weights.derived(key, || match execute_packed(&node.op, &args) {
+            Some(Ok(Slot::Packed(p))) => Ok(p),
+            Some(Err(e)) => Err(e),
+            _ => Err(ExecError::Op("internal: lut_to_dense of packed indices did not stay packed".into())),
+        })?;
+        return Ok(vec![Slot::Packed((*made).clone())]);
+    }
+    if let Some(result) = execute_packed(&node.op, &args) {
+        return Ok(vec![result?]);
+    }
+    let args = densify(args)?;
+    let tensors = |v: Vec<Arc<Tensor>>| v.into_iter().map(Slot::Tensor).collect();
+    execute_tensors(node, args, bindings, weights).map(tensors)
+}
+
+/// [`execute`] for operands that are tensors or states.
+fn execute_tensors(
     node: &Node,
     args: Vec<Slot>,
     bindings: &mut [StateBinding],

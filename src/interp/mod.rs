@@ -8,10 +8,15 @@
 //!   (prefill, decode, teacher forcing, greedy generation).
 //! - one file per op family: `elementwise`, `reduce`, `norm`, `linalg`, `conv`, `shape`,
 //!   `index`, `cast`; `erf` is the error function behind exact GELU.
+//! - weights kept in their stored form: `rows` ([`rows::MatrixRows`], fp16 / LUT rows
+//!   decoded on demand), `dot` (the one order of accumulation of every weight product),
+//!   `project` (the parallel matrix–vector / matrix kernel), `packed` (weight operands that
+//!   stay packed while a function runs).
 
 mod cast;
 mod conv;
 mod dispatch;
+mod dot;
 pub mod driver;
 mod elementwise;
 pub mod erf;
@@ -20,8 +25,12 @@ mod eval;
 mod index;
 mod kernel;
 mod linalg;
+mod lut_simd;
 mod norm;
+mod packed;
+mod project;
 mod reduce;
+mod rows;
 mod shape;
 pub mod tensor;
 

@@ -16,9 +16,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::ir::{AttrValue, Module, Op, Recipe, verify_module};
+use crate::ir::{AttrValue, DType, Module, Op, Recipe, verify_module};
+use crate::mil::dtype::ir_dtype;
+use crate::mil::proto::DataType;
+use crate::mil::reader::TensorEntry;
 use crate::mil::{FunctionRead, PackageTensors, ReadError, read_package_functions};
-use crate::weights::{TensorSource, WeightError};
+use crate::weights::{RawBytes, StoredKind, StoredTensor, TensorSource, WeightError};
 
 /// Why a folder cannot be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -74,12 +77,60 @@ pub struct MergedSource {
     parts: Vec<Arc<PackageTensors>>,
 }
 
-impl TensorSource for MergedSource {
-    fn read_f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), WeightError> {
+impl MergedSource {
+    /// The package and its tensor name for merged name `p{i}|name`.
+    fn part<'a>(&self, name: &'a str) -> Result<(&Arc<PackageTensors>, &'a str), WeightError> {
         let not_found = || WeightError::NotFound { tensor: name.to_string() };
         let (p, rest) = name.split_once('|').ok_or_else(not_found)?;
         let i: usize = p.strip_prefix('p').and_then(|i| i.parse().ok()).ok_or_else(not_found)?;
-        self.parts.get(i).ok_or_else(not_found)?.read_f32(rest)
+        Ok((self.parts.get(i).ok_or_else(not_found)?, rest))
+    }
+}
+
+/// One blob of a package's memory-mapped `weight.bin`, validated when it was made
+/// ([`MergedSource::stored`]); the map is immutable, so the bytes cannot change after.
+struct BlobView {
+    tensors: Arc<PackageTensors>,
+    offset: u64,
+    dtype: DataType,
+    shape: Vec<usize>,
+}
+
+impl RawBytes for BlobView {
+    fn bytes(&self) -> &[u8] {
+        // Validated at construction; the file is mapped read-only, so this cannot fail now
+        // (an empty slice would be caught by every kernel's length checks anyway).
+        self.tensors.blob_bytes(self.offset, self.dtype, &self.shape).unwrap_or(&[])
+    }
+}
+
+impl TensorSource for MergedSource {
+    fn read_f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), WeightError> {
+        let (part, rest) = self.part(name)?;
+        part.read_f32(rest)
+    }
+
+    /// fp16 and `uint1`…`uint8` blobs of `weight.bin`, straight from the map.
+    fn stored(&self, name: &str) -> Option<Result<StoredTensor, WeightError>> {
+        let (part, rest) = match self.part(name) {
+            Ok(found) => found,
+            Err(e) => return Some(Err(e)),
+        };
+        let Some(TensorEntry::Blob { offset, dtype, shape }) = part.get(rest) else {
+            return None;
+        };
+        let kind = match *dtype {
+            DataType::Float16 => StoredKind::F16,
+            other => StoredKind::Index { bits: ir_dtype(other).and_then(DType::index_bits)? },
+        };
+        let err = |message: String| WeightError::Source { tensor: name.to_string(), message };
+        Some(match part.blob_bytes(*offset, *dtype, shape) {
+            Err(message) => Err(err(message)),
+            Ok(_) => {
+                let view = BlobView { tensors: part.clone(), offset: *offset, dtype: *dtype, shape: shape.clone() };
+                StoredTensor::new(shape.clone(), kind, Arc::new(view)).map_err(err)
+            }
+        })
     }
 }
 
@@ -142,6 +193,42 @@ fn positive(meta: &MetaFields, path: &Path, key: &str) -> Result<usize, LoadErro
         .ok_or_else(|| meta_err(path, format!("`{key}` is {v:?}, expected a positive integer")))
 }
 
+/// The weight file of a package written by the emitter.
+fn weight_bin(package: &Path) -> PathBuf {
+    package.join("Data/com.apple.CoreML/weights/weight.bin")
+}
+
+/// A reader error about one function or op does not name a file; name the package (its
+/// `weight.bin` when a blob is at fault).
+fn name_file(package: &Path, e: ReadError) -> LoadError {
+    match e {
+        ReadError::Op { .. } | ReadError::Function { .. } => {
+            let message = e.to_string();
+            let path = if message.contains("blob") { weight_bin(package) } else { package.to_path_buf() };
+            LoadError::Package { path, message }
+        }
+        other => LoadError::Read(other),
+    }
+}
+
+/// Checks every blob the package's weights name — record, dtype, payload inside
+/// `weight.bin`, element count — before anything runs, so a missing or truncated
+/// `weight.bin` or an offset outside it is a load error naming the file (the interpreter
+/// later reads the payloads straight from the map).
+fn check_blobs(package: &Path, module: &Module, tensors: &PackageTensors) -> Result<(), LoadError> {
+    let weight_bin = weight_bin(package);
+    for w in &module.weights {
+        let Recipe::Checkpoint { tensor, .. } = &w.recipe else { continue };
+        if let Some(TensorEntry::Blob { offset, dtype, shape }) = tensors.get(tensor) {
+            tensors.blob_bytes(*offset, *dtype, shape).map_err(|message| LoadError::Package {
+                path: weight_bin.clone(),
+                message: format!("blob at offset {offset} (weight {}): {message}", w.name),
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Loads the folder `dir` (see the module docs).
 pub fn load_output(dir: &Path) -> Result<LoadedOutput, LoadError> {
     let meta_path = dir.join("meta.yaml");
@@ -176,7 +263,8 @@ pub fn load_output(dir: &Path) -> Result<LoadedOutput, LoadError> {
     let mut packages = Vec::new();
     let mut eos = None;
     let mut add = |path: &PathBuf, reads: Vec<FunctionRead>, module: &mut Module| -> Result<(), LoadError> {
-        let read = read_package_functions(path, &reads)?;
+        let read = read_package_functions(path, &reads).map_err(|e| name_file(path, e))?;
+        check_blobs(path, &read.module, &read.tensors)?;
         if let Some(ids) = read.user_metadata.get("com.anemllc.eos_token_ids") {
             eos = Some(ids.clone());
         }

@@ -1,12 +1,13 @@
 //! [`WeightCache`]: the module's weights, materialised lazily and at most once each.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::interp::Tensor;
-use crate::ir::{Module, Weight};
+use crate::ir::{DType, Module, Recipe, Weight};
 
-use super::{TensorSource, WeightError, materialize};
+use super::{StoredKind, StoredTensor, TensorSource, WeightError, materialize};
 
 /// Lazily materialised module weights, shared by every function call.
 ///
@@ -19,13 +20,23 @@ pub struct WeightCache {
     declared: HashMap<String, Weight>,
     source: Arc<dyn TensorSource + Send + Sync>,
     done: Mutex<HashMap<String, Arc<Tensor>>>,
+    /// Weights served in their stored form (`None`: the source cannot, use [`Self::get`]).
+    stored: Mutex<HashMap<String, Option<Arc<StoredTensor>>>>,
+    /// Values derived from weights by callers (see [`WeightCache::derived`]).
+    derived: Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>,
 }
 
 impl WeightCache {
     /// A cache over `module`'s weight declarations, reading checkpoint tensors from `source`.
     pub fn new(module: &Module, source: Arc<dyn TensorSource + Send + Sync>) -> WeightCache {
         let declared = module.weights.iter().map(|w| (w.name.clone(), w.clone())).collect();
-        WeightCache { declared, source, done: Mutex::new(HashMap::new()) }
+        WeightCache {
+            declared,
+            source,
+            done: Mutex::new(HashMap::new()),
+            stored: Mutex::new(HashMap::new()),
+            derived: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The weight `name`, materialising it on first use. Errors name the weight or tensor.
@@ -55,6 +66,62 @@ impl WeightCache {
             return Err(WeightError::Type { name: name.to_string(), declared: w.ty.clone(), got: t.tensor_type() });
         }
         Ok(Arc::new(t))
+    }
+
+    /// The weight `name` in its stored encoding, when its recipe is a bare checkpoint
+    /// tensor the source can serve that way (see [`TensorSource::stored`]) with the declared
+    /// shape, as fp16 for an `fp16` weight or packed indices for a `uintB` one; `Ok(None)`
+    /// otherwise (use [`WeightCache::get`]). Nothing is decoded, so this never allocates
+    /// the weight's size; the answer is remembered per name.
+    pub fn stored(&self, name: &str) -> Result<Option<Arc<StoredTensor>>, WeightError> {
+        if let Some(s) = self.stored.lock().unwrap_or_else(PoisonError::into_inner).get(name) {
+            return Ok(s.clone());
+        }
+        let w = self.declared.get(name).ok_or_else(|| WeightError::UnknownWeight { name: name.to_string() })?;
+        let found = match &w.recipe {
+            Recipe::Checkpoint { tensor, ty } if *ty == w.ty => match self.source.stored(tensor) {
+                Some(Ok(t)) => {
+                    let kind_fits = match t.kind() {
+                        StoredKind::F16 => ty.dtype == DType::F16,
+                        StoredKind::Index { bits } => ty.dtype.index_bits() == Some(bits),
+                    };
+                    if t.shape() != ty.shape.as_slice() {
+                        return Err(WeightError::Shape {
+                            tensor: tensor.clone(),
+                            expected: ty.shape.clone(),
+                            got: t.shape().to_vec(),
+                        });
+                    }
+                    kind_fits.then(|| Arc::new(t))
+                }
+                Some(Err(e)) => return Err(e),
+                None => None,
+            },
+            _ => None,
+        };
+        self.stored.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_string(), found.clone());
+        Ok(found)
+    }
+
+    /// A value derived from this cache's weights only (e.g. a packed LUT weight built from
+    /// its indices and table weights), made once per `key` by `make` and shared after. The
+    /// caller chooses keys that name every weight the value depends on; a key holding a
+    /// value of another type is recomputed and not stored.
+    pub fn derived<T: Any + Send + Sync, E>(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Arc<T>, E> {
+        let lock = || self.derived.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(v) = lock().get(key).cloned()
+            && let Ok(v) = v.downcast::<T>()
+        {
+            return Ok(v);
+        }
+        let v = Arc::new(make()?);
+        let mut map = lock();
+        let kept = map.entry(key.to_string()).or_insert_with(|| v.clone()).clone();
+        Ok(kept.downcast::<T>().unwrap_or(v))
     }
 
     /// Where checkpoint tensors come from.

@@ -5,6 +5,8 @@
 //!   [`Checkpoint`](crate::checkpoint::Checkpoint), or an in-memory map in tests).
 //! - [`materialize`]: evaluates one recipe.
 //! - [`WeightCache`]: a module's weights, each materialised lazily and at most once.
+//! - [`StoredTensor`]: a weight left in its stored encoding (fp16 or packed LUT indices in
+//!   a memory-mapped file), read row by row by the interpreter's kernels.
 
 mod cache;
 mod checkpoint_source;
@@ -12,6 +14,7 @@ mod error;
 mod materialize;
 mod rope;
 mod source;
+mod stored;
 
 pub use cache::WeightCache;
 pub use error::WeightError;
@@ -19,3 +22,4 @@ pub use materialize::materialize;
 pub(crate) use materialize::rows_of_checkpoint;
 pub use rope::{Trig, rope_table};
 pub use source::TensorSource;
+pub use stored::{RawBytes, StoredKind, StoredTensor};

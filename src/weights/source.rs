@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::WeightError;
+use super::{StoredTensor, WeightError};
 
 /// A tensor as fp16 little-endian bytes with its shape.
 pub type F16Bytes = (Vec<usize>, Vec<u8>);
@@ -44,6 +44,14 @@ pub trait TensorSource {
     /// tensor can be streamed in row blocks); the default reads the whole tensor each time.
     fn reads_rows_cheaply(&self) -> bool {
         false
+    }
+
+    /// The tensor in its stored encoding (fp16 values or packed indices, see
+    /// [`StoredTensor`]) when the source can serve it without decoding — a package's
+    /// memory-mapped `weight.bin`; `None` otherwise (the default). The interpreter then
+    /// reads rows straight from those bytes instead of an f32 copy.
+    fn stored(&self, _name: &str) -> Option<Result<StoredTensor, WeightError>> {
+        None
     }
 }
 
