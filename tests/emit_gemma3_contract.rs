@@ -127,3 +127,29 @@ fn streamed_scaled_embeddings_equal_the_materialised_recipe() {
     assert_eq!(got.len(), want.len());
     assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "the streamed table differs");
 }
+
+/// The fp16 range report counts a scaled table (`scale(checkpoint)`, here the √H-scaled
+/// embedding times a residual scale large enough to overflow) from row blocks exactly as
+/// from the materialised tensor.
+#[test]
+fn range_report_of_a_scaled_table_equals_the_materialised_count() {
+    use anemllc::checkpoint::Checkpoint;
+    use anemllc::frontend::{LowerOptions, lower_checkpoint};
+    use anemllc::ir::Recipe;
+    use anemllc::opt::fp16_range::stats;
+    use anemllc::opt::fp16_range_bits::recipe_stats;
+    use anemllc::weights::WeightCache;
+    use std::sync::Arc;
+    let dir = emit_support::fixture_dir("gemma3_tiny");
+    let mut module = lower_checkpoint(&dir, &LowerOptions::new(CONTEXT, BATCH)).unwrap();
+    let w = module.weights.iter_mut().find(|w| w.name.ends_with(".scaled")).expect("a scaled embedding table");
+    // ×40000: the largest entries (|x|·8 up to ~2) pass 65504, most stay below.
+    w.recipe = Recipe::Scale { input: Box::new(w.recipe.clone()), factor: 40000.0 };
+    let (name, recipe) = (w.name.clone(), w.recipe.clone());
+    let ckpt = Arc::new(Checkpoint::open(&dir).unwrap());
+    let streamed = recipe_stats(&recipe, &ckpt).expect("handled from row blocks");
+    let values = WeightCache::new(&module, ckpt.clone()).get(&name).unwrap().to_f32_vec();
+    let materialised = stats(&values);
+    assert_eq!(streamed, materialised);
+    assert!(materialised.overflow > 0 && materialised.overflow < materialised.total, "{materialised:?}");
+}

@@ -158,8 +158,57 @@ pub fn recipe_stats(recipe: &Recipe, ckpt: &Checkpoint) -> Option<RangeStats> {
             })
         }),
         Recipe::Slice { input, axis: 0, start, end } => checkpoint_stats(input, ckpt, Some((*start, *end))),
+        Recipe::Scale { .. } | Recipe::Offset { .. } => scaled_stats(recipe, ckpt),
         _ => checkpoint_stats(recipe, ckpt, None),
     }
+}
+
+/// Statistics of `(scale|offset)*(checkpoint)` — a scaled embedding table, say — computed on
+/// row blocks read from the checkpoint, each element rounded after every step exactly as
+/// materialising the recipe rounds it, so the tensor never exists whole in f32.
+fn scaled_stats(recipe: &Recipe, ckpt: &Checkpoint) -> Option<RangeStats> {
+    let mut steps: Vec<(bool, f64)> = Vec::new();
+    let mut r = recipe;
+    let (tensor, ty) = loop {
+        match r {
+            Recipe::Scale { input, factor } => {
+                steps.push((true, *factor));
+                r = input;
+            }
+            Recipe::Offset { input, value } => {
+                steps.push((false, *value));
+                r = input;
+            }
+            Recipe::Checkpoint { tensor, ty } if ty.dtype.is_float() && !ty.shape.is_empty() => break (tensor, ty),
+            _ => return None,
+        }
+    };
+    steps.reverse();
+    let info = ckpt.info(tensor)?;
+    if info.shape != ty.shape {
+        return None;
+    }
+    let d0 = ty.shape[0];
+    let row = ty.numel() / d0.max(1);
+    let step = ((1usize << 20) / row.max(1)).max(1);
+    let mut total = RangeStats::default();
+    for s in (0..d0).step_by(step) {
+        let mut values = ckpt.rows_to_f32(tensor, s, (s + step).min(d0)).ok()??;
+        for v in &mut values {
+            for &(scale, c) in &steps {
+                let x = f64::from(*v);
+                *v = crate::interp::tensor::round_f64(ty.dtype, if scale { x * c } else { x + c });
+            }
+        }
+        let part = super::fp16_range::stats(&values);
+        total = RangeStats {
+            total: total.total + part.total,
+            overflow: total.overflow + part.overflow,
+            flush: total.flush + part.flush,
+        };
+    }
+    ckpt.release(tensor);
+    Some(total)
 }
 
 #[cfg(test)]

@@ -48,6 +48,18 @@ pub fn lm_head_pieces_at_least(vocab: usize, max: usize, min: usize) -> Vec<usiz
 mod tests {
     use super::*;
 
+    /// Gemma 3 4B's vocabulary (262208) needs 17 pieces of at most 16384: it gets them,
+    /// each within the limit, none lost; 262144 gets exactly 16 of 16384.
+    #[test]
+    fn at_least_sixteen_and_as_many_as_needed() {
+        let sizes = lm_head_pieces_at_least(262_208, MAX_VOCAB_PIECE, 16);
+        assert_eq!(sizes.len(), 17);
+        assert!(sizes.iter().all(|&s| s <= MAX_VOCAB_PIECE && s > 0));
+        assert_eq!(sizes.iter().sum::<usize>(), 262_208);
+        assert_eq!(lm_head_pieces_at_least(262_144, MAX_VOCAB_PIECE, 16), vec![16384; 16]);
+        assert_eq!(lm_head_pieces_at_least(512, MAX_VOCAB_PIECE, 16), vec![32; 16]);
+    }
+
     #[test]
     fn real_vocabularies() {
         // Llama 3: 128256 = 8 × 16032, as ANEMLL's fixed split.
