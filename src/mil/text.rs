@@ -274,6 +274,44 @@ fn bytes_text(n: u64) -> String {
 
 /// The summary: spec version, functions with their interface and op counts, total op
 /// counts, weight storage and metadata.
+/// Decoder layers of an FFN chunk package, from our `com.anemllc.layers = "a..b"` metadata.
+fn chunk_layers(pkg: &PackageContents) -> Option<usize> {
+    let md = pkg.model.description.as_ref()?.metadata.as_ref()?;
+    let (a, b) = md.user_defined.get("com.anemllc.layers")?.split_once("..")?;
+    let (a, b): (usize, usize) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (b > a).then_some(b - a)
+}
+
+/// The ANE graph economy of one function of an FFN chunk: non-const ops and transposes per
+/// decoder layer (issue #15's measure; `const` ops only hold values).
+fn per_layer_line(counts: &BTreeMap<String, usize>, layers: Option<usize>) -> Option<String> {
+    let layers = layers?;
+    let ops: usize = counts.iter().filter(|(k, _)| k.as_str() != "const").map(|(_, v)| v).sum();
+    let transposes = counts.get("transpose").copied().unwrap_or(0);
+    Some(format!(
+        "per layer ({layers} layers): {:.1} non-const ops ({ops} in all), {:.1} transposes ({transposes} in all)",
+        ops as f64 / layers as f64,
+        transposes as f64 / layers as f64
+    ))
+}
+
+/// The per-layer economy lines of every function (`name: …`), for snapshot tests.
+pub fn economy_text(pkg: &PackageContents) -> String {
+    let mut out = String::new();
+    let Some(program) = pkg.program() else { return out };
+    for name in pkg.function_names() {
+        let f = &program.functions[&name];
+        let mut counts = BTreeMap::new();
+        if let Some(b) = f.block_specializations.get(&f.opset) {
+            count_ops(b, &mut counts);
+        }
+        if let Some(line) = per_layer_line(&counts, chunk_layers(pkg)) {
+            let _ = writeln!(out, "{name}: {line}");
+        }
+    }
+    out
+}
+
 pub fn summary_text(pkg: &PackageContents) -> String {
     let mut out = String::new();
     let m = &pkg.model;
@@ -304,6 +342,9 @@ pub fn summary_text(pkg: &PackageContents) -> String {
             }
         }
         let _ = writeln!(out, "    ops: {}", counts_text(&counts));
+        if let Some(line) = per_layer_line(&counts, chunk_layers(pkg)) {
+            let _ = writeln!(out, "    {line}");
+        }
         for (k, v) in counts {
             *total.entry(k).or_default() += v;
         }
