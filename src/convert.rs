@@ -149,11 +149,6 @@ pub fn convert(
     let mut stages = Vec::new();
     let mut timed = |stage: &'static str, start: Instant| {
         let time = start.elapsed();
-        let st = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        eprintln!(
-            "MEM {stage}: {}",
-            st.lines().filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS")).collect::<Vec<_>>().join(" ")
-        );
         progress(ConvertEvent::StageDone { stage, time });
         stages.push(StageTime { stage, time });
     };

@@ -250,13 +250,6 @@ pub fn emit_output(
         std::fs::write(&path, text).map_err(|source| EmitOutputError::Io { path, source })
     };
     write("meta.yaml", &meta.render())?;
-    {
-        let st = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        eprintln!(
-            "MEM before tokenizer: {}",
-            st.lines().filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS")).collect::<Vec<_>>().join(" ")
-        );
-    }
     let tokenizer_files = match &opts.tokenizer_dir {
         Some(dir) => copy_tokenizer_files(dir, staging.path())
             .map_err(|source| EmitOutputError::Io { path: dir.clone(), source })?,
