@@ -23,6 +23,17 @@ pub struct RangeStats {
     pub flush: usize,
 }
 
+impl RangeStats {
+    /// The counts of two parts together.
+    pub fn plus(self, other: RangeStats) -> RangeStats {
+        RangeStats {
+            total: self.total + other.total,
+            overflow: self.overflow + other.overflow,
+            flush: self.flush + other.flush,
+        }
+    }
+}
+
 /// Counts overflowing and flushed values (branch-free, so the loop vectorises; both bounds
 /// are exact in f32, so comparing in f32 is exact).
 pub fn stats(values: &[f32]) -> RangeStats {

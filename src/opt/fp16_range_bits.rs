@@ -133,12 +133,7 @@ fn decoded_stats(
     for s in (start..end).step_by(step) {
         let values = ckpt.rows_to_f32(tensor, s, (s + step).min(end)).ok()??;
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let part = stats_of_bits(StDType::F32, &bytes)?;
-        total = RangeStats {
-            total: total.total + part.total,
-            overflow: total.overflow + part.overflow,
-            flush: total.flush + part.flush,
-        };
+        total = total.plus(stats_of_bits(StDType::F32, &bytes)?);
     }
     ckpt.release(tensor);
     Some(total)
@@ -149,14 +144,9 @@ fn decoded_stats(
 pub fn recipe_stats(recipe: &Recipe, ckpt: &Checkpoint) -> Option<RangeStats> {
     match recipe {
         Recipe::Reshape { input, .. } | Recipe::Transpose { input, .. } => recipe_stats(input, ckpt),
-        Recipe::Concat { inputs, .. } => inputs.iter().try_fold(RangeStats::default(), |acc, r| {
-            let s = recipe_stats(r, ckpt)?;
-            Some(RangeStats {
-                total: acc.total + s.total,
-                overflow: acc.overflow + s.overflow,
-                flush: acc.flush + s.flush,
-            })
-        }),
+        Recipe::Concat { inputs, .. } => {
+            inputs.iter().try_fold(RangeStats::default(), |acc, r| Some(acc.plus(recipe_stats(r, ckpt)?)))
+        }
         Recipe::Slice { input, axis: 0, start, end } => checkpoint_stats(input, ckpt, Some((*start, *end))),
         Recipe::Scale { .. } | Recipe::Offset { .. } => scaled_stats(recipe, ckpt),
         _ => checkpoint_stats(recipe, ckpt, None),
@@ -167,25 +157,9 @@ pub fn recipe_stats(recipe: &Recipe, ckpt: &Checkpoint) -> Option<RangeStats> {
 /// row blocks read from the checkpoint, each element rounded after every step exactly as
 /// materialising the recipe rounds it, so the tensor never exists whole in f32.
 fn scaled_stats(recipe: &Recipe, ckpt: &Checkpoint) -> Option<RangeStats> {
-    let mut steps: Vec<(bool, f64)> = Vec::new();
-    let mut r = recipe;
-    let (tensor, ty) = loop {
-        match r {
-            Recipe::Scale { input, factor } => {
-                steps.push((true, *factor));
-                r = input;
-            }
-            Recipe::Offset { input, value } => {
-                steps.push((false, *value));
-                r = input;
-            }
-            Recipe::Checkpoint { tensor, ty } if ty.dtype.is_float() && !ty.shape.is_empty() => break (tensor, ty),
-            _ => return None,
-        }
-    };
-    steps.reverse();
-    let info = ckpt.info(tensor)?;
-    if info.shape != ty.shape {
+    let chain = crate::weights::RowChain::of(recipe)?;
+    let (tensor, ty) = (chain.tensor, chain.ty);
+    if ckpt.info(tensor)?.shape != ty.shape {
         return None;
     }
     let d0 = ty.shape[0];
@@ -194,18 +168,8 @@ fn scaled_stats(recipe: &Recipe, ckpt: &Checkpoint) -> Option<RangeStats> {
     let mut total = RangeStats::default();
     for s in (0..d0).step_by(step) {
         let mut values = ckpt.rows_to_f32(tensor, s, (s + step).min(d0)).ok()??;
-        for v in &mut values {
-            for &(scale, c) in &steps {
-                let x = f64::from(*v);
-                *v = crate::interp::tensor::round_f64(ty.dtype, if scale { x * c } else { x + c });
-            }
-        }
-        let part = super::fp16_range::stats(&values);
-        total = RangeStats {
-            total: total.total + part.total,
-            overflow: total.overflow + part.overflow,
-            flush: total.flush + part.flush,
-        };
+        chain.apply(&mut values);
+        total = total.plus(super::fp16_range::stats(&values));
     }
     ckpt.release(tensor);
     Some(total)

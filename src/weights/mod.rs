@@ -13,6 +13,7 @@ mod checkpoint_source;
 mod error;
 mod materialize;
 mod rope;
+mod row_chain;
 mod source;
 mod stored;
 
@@ -21,5 +22,6 @@ pub use error::WeightError;
 pub use materialize::materialize;
 pub(crate) use materialize::rows_of_checkpoint;
 pub use rope::{Trig, rope_table};
+pub use row_chain::RowChain;
 pub use source::TensorSource;
 pub use stored::{RawBytes, StoredKind, StoredTensor};

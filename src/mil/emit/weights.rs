@@ -198,29 +198,12 @@ fn streamed_fp16_payload(
     cache: &WeightCache,
 ) -> Result<Option<Vec<u8>>, EmitError> {
     use rayon::prelude::*;
-    enum Step {
-        Scale(f64),
-        Offset(f64),
-    }
-    let mut steps = Vec::new();
-    let mut r = inner;
-    let (tensor, ty) = loop {
-        match r {
-            Recipe::Scale { factor, .. } => steps.push(Step::Scale(*factor)),
-            Recipe::Offset { value, .. } => steps.push(Step::Offset(*value)),
-            Recipe::Checkpoint { tensor, ty } if ty.dtype.is_float() && !steps.is_empty() => break (tensor, ty),
-            _ => return Ok(None),
-        }
-        r = match r {
-            Recipe::Scale { input, .. } | Recipe::Offset { input, .. } => input,
-            _ => unreachable!("matched above"),
-        };
-    };
+    let Some(chain) = crate::weights::RowChain::of(inner) else { return Ok(None) };
+    let (tensor, ty) = (chain.tensor, chain.ty);
     let src = cache.source();
-    if !src.reads_rows_cheaply() || ty.shape.is_empty() {
+    if !src.reads_rows_cheaply() {
         return Ok(None);
     }
-    steps.reverse();
     let fail = |message: String| EmitError::Weight { name: w.name.clone(), message, source: None };
     let rows = ty.shape[0];
     let row_len: usize = ty.shape[1..].iter().product();
@@ -228,18 +211,12 @@ fn streamed_fp16_payload(
     out.par_chunks_mut((STREAM_ROWS * row_len * 2).max(2)).enumerate().try_for_each(|(k, bytes)| {
         let start = k * STREAM_ROWS;
         let end = (start + STREAM_ROWS).min(rows);
-        let (_, values) = src.read_f32_rows(tensor, start, end).map_err(|e| fail(e.to_string()))?;
+        let (_, mut values) = src.read_f32_rows(tensor, start, end).map_err(|e| fail(e.to_string()))?;
         if values.len() * 2 != bytes.len() {
             return Err(fail(format!("rows {start}..{end} of {tensor:?} have {} values", values.len())));
         }
-        for (v, b) in values.into_iter().zip(bytes.chunks_exact_mut(2)) {
-            let mut x = v;
-            for s in &steps {
-                x = match s {
-                    Step::Scale(f) => crate::interp::tensor::round_f64(ty.dtype, f64::from(x) * f),
-                    Step::Offset(c) => crate::interp::tensor::round_f64(ty.dtype, f64::from(x) + c),
-                };
-            }
+        chain.apply(&mut values);
+        for (x, b) in values.into_iter().zip(bytes.chunks_exact_mut(2)) {
             let h = half::f16::from_f32(x);
             if !h.is_finite() {
                 return Err(fail(format!("{x} is beyond the fp16 range")));
