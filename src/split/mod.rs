@@ -5,6 +5,7 @@
 pub mod chain;
 pub mod chunks;
 pub mod restructure;
+pub mod tidy;
 pub mod vocab;
 
 pub use chunks::{ChunkLimits, plan_chunks};

@@ -131,6 +131,9 @@ pub(crate) struct FnEmitter<'a> {
     planned: Vec<String>,
     /// IR weight name → MIL const name in this function.
     weight_consts: HashMap<String, String>,
+    /// `(begin name, update shape)` → the MIL name of `begin + shape`, so slice_updates at
+    /// the same offset with the same size share one `end` computation.
+    slice_ends: HashMap<(String, Vec<i64>), String>,
     /// Values known at compile time (weights, consts and pure ops of them).
     is_const: Vec<bool>,
 }
@@ -213,6 +216,7 @@ impl<'a> FnEmitter<'a> {
             bound,
             planned,
             weight_consts: HashMap::new(),
+            slice_ends: HashMap::new(),
             is_const,
         })
     }

@@ -68,11 +68,19 @@ impl FnEmitter<'_> {
         let x = self.operand(xv)?;
         let u = self.operand(uv)?;
         let b = self.operand(bv)?;
-        let name = self.result_name(node, 0);
-        let end = self.fresh(&format!("{name}{SLICE_END_MARK}"));
-        let sz = self.param_i32s(&end, "y", &size)?;
-        let ty = self.mil_ty(bv);
-        self.push_simple("add", &end, vec![("x", vec![b.clone()]), ("y", vec![sz])], ty);
+        let key = (b.clone(), size.clone());
+        let end = match self.slice_ends.get(&key) {
+            Some(end) => end.clone(),
+            None => {
+                let name = self.result_name(node, 0);
+                let end = self.fresh(&format!("{name}{SLICE_END_MARK}"));
+                let sz = self.param_i32s(&end, "y", &size)?;
+                let ty = self.mil_ty(bv);
+                self.push_simple("add", &end, vec![("x", vec![b.clone()]), ("y", vec![sz])], ty);
+                self.slice_ends.insert(key, end.clone());
+                end
+            }
+        };
         self.emit_result(
             node,
             "slice_update",
