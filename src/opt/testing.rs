@@ -41,6 +41,9 @@ pub fn proves(m: &Module, pass: &str, rules: &[&str], start: &str, goal: &str) -
     };
     let goal_added = add_function(&mut egraph, g);
     egraph.rebuild();
+    if let Some(e) = &egraph.analysis.error {
+        return Err(format!("type error: {e}"));
+    }
     let starts: Vec<egg::Id> = egg::Language::children(&start_added).iter().map(|&c| egraph.find(c)).collect();
     let goals: Vec<egg::Id> = goal_added.outputs.iter().chain(&goal_added.effects).map(|&c| egraph.find(c)).collect();
     if starts == goals {
