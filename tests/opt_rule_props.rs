@@ -110,12 +110,11 @@ fn random_tensor(rng: &mut Rng, c: &Case, dtype: DType, shape: &[usize]) -> Tens
     }
 }
 
+/// Checkpoint tensors by name: shape and row-major values (an in-memory `TensorSource`).
+type Source = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// Random values for every input of `@f` and every checkpoint tensor the weights read.
-fn random_inputs(
-    m: &Module,
-    c: &Case,
-    seed: u64,
-) -> (HashMap<String, Tensor>, HashMap<String, (Vec<usize>, Vec<f32>)>) {
+fn random_inputs(m: &Module, c: &Case, seed: u64) -> (HashMap<String, Tensor>, Source) {
     let mut rng = Rng::new(seed);
     let f = m.function("f").expect("@f");
     let mut inputs = HashMap::new();
@@ -133,11 +132,7 @@ fn random_inputs(
     (inputs, source)
 }
 
-fn run(
-    m: &Module,
-    inputs: &HashMap<String, Tensor>,
-    source: &HashMap<String, (Vec<usize>, Vec<f32>)>,
-) -> HashMap<String, Tensor> {
+fn run(m: &Module, inputs: &HashMap<String, Tensor>, source: &Source) -> HashMap<String, Tensor> {
     let weights = WeightCache::new(m, Arc::new(source.clone()));
     evaluate(m, "f", inputs, &mut HashMap::new(), &weights).unwrap_or_else(|e| panic!("{e}\n{}", print_module(m)))
 }
