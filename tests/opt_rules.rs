@@ -6,7 +6,7 @@
 use anemllc::ir::{Module, parse_module, print_module, verify_module};
 use anemllc::opt::passes::{PASSES, RULE_FILES, pass};
 use anemllc::opt::testing::proves;
-use anemllc::opt::{load_pass_rules, rules, run_pass_with};
+use anemllc::opt::{Limits, load_pass_rules, rules, run_pass_with, run_rules};
 
 fn module(src: &str) -> Module {
     let m = parse_module(src).unwrap_or_else(|e| panic!("{e}\n{src}"));
@@ -73,6 +73,24 @@ fn palettize_is_a_module_transform_without_rules() {
 fn unknown_registry_names_fail_to_load() {
     let err = rules::load("x.rules", "# c\nrule r: \"(neg ?x)\" => \"?x\" if nonexistent(?x)\n").err().unwrap();
     assert!(err.to_string().contains("x.rules:2: rule `r`: unknown condition `nonexistent`"), "{err}");
+}
+
+#[test]
+fn ill_typed_rules_are_errors_not_panics() {
+    let m = module(
+        "module @t {\n  func @f(%x: fp16[2, 3]) -> (y: fp16[2, 3]) {\n    %y = neg(%x) : fp16[2, 3]\n    return %y\n  }\n}\n",
+    );
+    let bad = [
+        // Equates neg(x) : [2, 3] with a [3, 2] value.
+        ("# c\nrule bad-merge: \"(neg ?x)\" => \"(transpose ?x [1,0])\"\n", "merged e-classes of different types"),
+        // Builds add([2, 3], [3, 2]), which does not broadcast.
+        ("# c\nrule bad-node: \"(neg ?x)\" => \"(add ?x (transpose ?x [1,0]))\"\n", "ill-typed e-node `add`"),
+    ];
+    for (src, want) in bad {
+        let set = rules::load("bad.rules", src).unwrap();
+        let err = run_rules(&m, "bad", &[set], Limits::default()).unwrap_err().to_string();
+        assert!(err.starts_with("pass `bad`: @f: ") && err.contains(want) && err.contains("rule `bad-"), "{err}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -943,18 +961,10 @@ fn kv_state_unifies_the_per_layer_states() {
         )
     };
     let src = format!("module @t {{\n  attributes {{layers = 2}}\n\n{}\n{}}}\n", layer(0), layer(1));
-    let out = run("kv-state", &[], &src);
-    let m = parse_module(&out).unwrap();
-    for f in &m.functions {
-        let states: Vec<String> = f
-            .inputs
-            .iter()
-            .map(|&i| &f.values[i])
-            .filter(|v| v.ty.is_state())
-            .map(|v| format!("{}: {}", v.name, v.ty))
-            .collect();
-        assert_eq!(states, ["model_model_kv_cache_0: state<fp16[4, 1, 4, 2]>"], "@{}", f.name);
-    }
+    // The IR step alone (no rules) costs more than the per-layer input (views through
+    // concats): the pass refuses to make the cost worse.
+    let err = run_pass_with(&module(&src), pass("kv-state").unwrap(), Some(&[])).unwrap_err().to_string();
+    assert!(err.contains("the pass would raise the cost"), "{err}");
     // With every kv-state rule, layer 1 writes K at slot 1 and V at slot 2 + 1, straight at current_pos.
     let full = run(
         "kv-state",
@@ -968,6 +978,17 @@ fn kv_state_unifies_the_per_layer_states() {
         ],
         &src,
     );
+    let m = parse_module(&full).unwrap();
+    for f in &m.functions {
+        let states: Vec<String> = f
+            .inputs
+            .iter()
+            .map(|&i| &f.values[i])
+            .filter(|v| v.ty.is_state())
+            .map(|v| format!("{}: {}", v.name, v.ty))
+            .collect();
+        assert_eq!(states, ["model_model_kv_cache_0: state<fp16[4, 1, 4, 2]>"], "@{}", f.name);
+    }
     let l1 = &full[full.find("func @layer1.infer").unwrap()..];
     assert!(l1.contains("const [3, 0] : int32[2]"), "{l1}");
     assert_eq!(l1.matches("slice_update(").count(), 3, "two writes into the state, one read-back row: {l1}");

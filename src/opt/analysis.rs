@@ -3,12 +3,18 @@
 //! *weight-derived* (computable at compile time from module weights, so it will be folded
 //! into a new weight recipe and costs nothing at run time).
 //!
-//! Invariants (debug invariants that hold for every sound rule):
-//! - every e-node a rule adds is well typed; an ill-typed node panics in [`TypeAnalysis::make`]
-//!   naming the rule that built it;
+//! Invariants (they hold for every sound rule; a violation is a bug in a rule, reported as
+//! an error, never a panic):
+//! - every e-node a rule adds is well typed; an ill-typed node gets [`Data::Invalid`] and
+//!   [`TypeAnalysis::make`] records the first such error, naming the node and the rule that
+//!   built it, in [`TypeAnalysis::error`];
 //! - two merged e-classes have the same [`Data`]; a merge of different types means a rule
-//!   equated values of different types, which is a bug: [`TypeAnalysis::merge`] panics with
-//!   both types and the rule being applied.
+//!   equated values of different types: [`TypeAnalysis::merge`] keeps the first class's data
+//!   and records the error (both types and the rule being applied).
+//!
+//! egg's `make`/`merge` cannot fail, so whoever runs rules must check [`TypeAnalysis::error`]
+//! after loading and after saturation (the runner does, and stops saturating at the first
+//! error) and discard the e-graph if it is set: its contents are then meaningless.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -40,6 +46,8 @@ pub enum Data {
     Roots,
     /// An attribute value.
     Attr(AttrLeaf),
+    /// An ill-typed node's class (the error is in [`TypeAnalysis::error`]).
+    Invalid,
 }
 
 impl Data {
@@ -82,13 +90,24 @@ pub struct TypeAnalysis {
     pub inputs: Vec<Type>,
     /// Type of every module weight by name (leaf `@name`).
     pub weights: HashMap<String, TensorType>,
+    /// The first type error met (an ill-typed node or a merge of different types), naming
+    /// the node or types and the rule; `None` while every node is well typed.
+    pub error: Option<String>,
+}
+
+impl TypeAnalysis {
+    /// Records `message` unless an earlier error is recorded (the first one is the cause;
+    /// later ones are usually its consequences).
+    fn record(&mut self, message: String) {
+        self.error.get_or_insert(message);
+    }
 }
 
 thread_local! {
     static CONTEXT: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// Runs `f` with `what` recorded as the current rule, so that type panics name it.
+/// Runs `f` with `what` recorded as the current rule, so that type errors name it.
 pub fn with_context<R>(what: &str, f: impl FnOnce() -> R) -> R {
     let previous = CONTEXT.with(|c| std::mem::replace(&mut *c.borrow_mut(), what.to_string()));
     let result = f();
@@ -204,7 +223,10 @@ impl Analysis<Tnode> for TypeAnalysis {
         };
         match result {
             Ok(d) => d,
-            Err(msg) => panic!("opt: ill-typed e-node `{enode}` built by {}: {msg}", context()),
+            Err(msg) => {
+                egraph.analysis.record(format!("ill-typed e-node `{enode}` built by {}: {msg}", context()));
+                Data::Invalid
+            }
         }
     }
 
@@ -217,10 +239,13 @@ impl Analysis<Tnode> for TypeAnalysis {
                 DidMerge(changed_a, changed_b)
             }
             (x, y) if *x == *y => DidMerge(false, false),
-            _ => panic!(
-                "opt: merged e-classes of different types ({a:?} vs {b:?}) while applying {}; the rule is unsound",
-                context()
-            ),
+            _ => {
+                self.record(format!(
+                    "merged e-classes of different types ({a:?} vs {b:?}) while applying {}; the rule is unsound",
+                    context()
+                ));
+                DidMerge(false, false)
+            }
         }
     }
 }
@@ -242,6 +267,7 @@ mod tests {
                 Type::Tensor(TensorType::new(DType::F16, vec![3, 2])),
             ],
             weights: HashMap::new(),
+            error: None,
         };
         let mut eg = EG::new(analysis);
         let a = eg.add(Tnode::Input(0));
@@ -258,19 +284,23 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "merged e-classes of different types")]
-    fn merging_different_types_fails_loudly() {
+    fn merging_different_types_is_recorded() {
         let (mut eg, a, b) = graph();
         with_context("rule `bogus`", || {
             eg.union(a, b);
             eg.rebuild();
         });
+        let err = eg.analysis.error.as_deref().expect("recorded");
+        assert!(err.starts_with("merged e-classes of different types") && err.contains("rule `bogus`"), "{err}");
     }
 
     #[test]
-    #[should_panic(expected = "ill-typed e-node `add` built by rule `bad-add`")]
-    fn ill_typed_nodes_fail_loudly() {
+    fn ill_typed_nodes_are_recorded_and_the_first_error_is_kept() {
         let (mut eg, a, b) = graph();
-        with_context("rule `bad-add`", || eg.add(Tnode::op("add", vec![a, b])));
+        let bad = with_context("rule `bad-add`", || eg.add(Tnode::op("add", vec![a, b])));
+        assert_eq!(eg[bad].data, Data::Invalid);
+        with_context("rule `second`", || eg.add(Tnode::op("sub", vec![a, b])));
+        let err = eg.analysis.error.as_deref().expect("recorded");
+        assert!(err.starts_with("ill-typed e-node `add` built by rule `bad-add`"), "{err}");
     }
 }

@@ -55,6 +55,7 @@ pub fn analysis_for(m: &Module, f: &Function) -> TypeAnalysis {
     TypeAnalysis {
         inputs: f.inputs.iter().map(|&i| f.values[i].ty.clone()).collect(),
         weights: m.weights.iter().map(|w| (w.name.clone(), w.ty.clone())).collect(),
+        error: None,
     }
 }
 

@@ -9,7 +9,17 @@
 //! - a weight-derived node (folded into a weight recipe after extraction) costs 0;
 //! - an op outside the ANE allow-list ([`super::check::is_ane_op`]) costs at least
 //!   [`PROHIBITIVE`], so any ANE-legal alternative wins;
-//! - every cost is finite and non-negative, so sums are well defined.
+//! - every cost is finite and non-negative, so sums are well defined;
+//! - state traffic is charged by the elements actually touched: `read_state` is a reference
+//!   (free; its consumers pay for what they read), a `slice` pays for the elements it
+//!   produces (not for the tensor it is cut from), a `slice_update` for the elements it
+//!   writes — nothing when its base is a `slice`, a copy being made anyway that writes the
+//!   update's elements in place of the base's ([`fused_update`]) — and a `write_state` of an
+//!   in-place update of the same state ([`in_place`]) for nothing more. So a view of one
+//!   layer's K/V in a `[2L, …]` state costs what the same view of a `[2, …]` state costs;
+//! - index arithmetic ([`is_index_arithmetic`]: integer operands and result of at most
+//!   [`INDEX_ELEMENTS`] elements, e.g. the `concat` of a slice offset with `current_pos`)
+//!   is free: a handful of integers per call, not tensor work.
 
 use egg::Id;
 
@@ -41,7 +51,7 @@ pub fn kind_factor(kind: &str) -> f64 {
         "reduce_sum" | "reduce_mean" | "reduce_max" | "argmax" => 2.0,
         "softmax" => 4.0,
         "layer_norm" => 3.0,
-        "slice_update" | "read_state" | "write_state" => 1.0,
+        "slice_update" | "write_state" => 1.0,
         _ => 1.0,
     }
 }
@@ -62,6 +72,47 @@ fn folds(egraph: &EG, kind: &str, operands: &[Id]) -> bool {
     }
 }
 
+/// Whether the tensor class `value` is the state class `state` updated in place: its
+/// e-class holds `read_state(state)` or a `slice_update` whose base is (recursively) such
+/// an update. Writing such a value back writes only the updated elements, which the
+/// `slice_update`s already pay for.
+pub fn in_place(egraph: &EG, state: Id, value: Id) -> bool {
+    let state = egraph.find(state);
+    let mut seen = Vec::new();
+    let mut todo = vec![egraph.find(value)];
+    while let Some(c) = todo.pop() {
+        if seen.contains(&c) || seen.len() > 64 {
+            continue;
+        }
+        seen.push(c);
+        for node in &egraph[c].nodes {
+            match node {
+                Tnode::Op("read_state", ch) if egraph.find(ch[0]) == state => return true,
+                Tnode::Op("slice_update", ch) => todo.push(egraph.find(ch[0])),
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
+/// Whether a `slice_update` of base class `base` is fused into the copy that produces its
+/// base: the class holds a `slice` (a region copied out of a larger tensor), and copying
+/// with the update's elements in place of the base's writes each element once.
+pub fn fused_update(egraph: &EG, base: Id) -> bool {
+    egraph[base].nodes.iter().any(|n| matches!(n, Tnode::Op("slice", _)))
+}
+
+/// The most elements of an integer tensor that [`is_index_arithmetic`] counts as an index.
+pub const INDEX_ELEMENTS: usize = 8;
+
+/// Whether an op only computes indices: every operand and the result are integer tensors
+/// of at most [`INDEX_ELEMENTS`] elements (offsets, positions).
+pub fn is_index_arithmetic(egraph: &EG, class: Id, operands: &[Id]) -> bool {
+    let small_int = |c: Id| tensor_of(egraph, c).is_some_and(|t| !t.dtype.is_float() && t.numel() <= INDEX_ELEMENTS);
+    small_int(class) && operands.iter().all(|&c| small_int(c))
+}
+
 /// The cost of one e-node of e-class `class`, given the types in the e-graph.
 pub fn node_cost(egraph: &EG, class: Id, node: &Tnode) -> f64 {
     let Tnode::Op(kind, children) = node else { return 0.0 };
@@ -69,7 +120,7 @@ pub fn node_cost(egraph: &EG, class: Id, node: &Tnode) -> f64 {
         return 0.0;
     }
     let operands = &children[..operand_count(kind, children.len())];
-    if folds(egraph, kind, operands) {
+    if folds(egraph, kind, operands) || is_index_arithmetic(egraph, class, operands) {
         return 0.0;
     }
     let out_ty = match &egraph[class].data {
@@ -94,7 +145,14 @@ pub fn node_cost(egraph: &EG, class: Id, node: &Tnode) -> f64 {
             let k = if transpose_a && r >= 2 { a.shape[r - 2] } else { a.shape.last().copied().unwrap_or(1) };
             out_numel * k as f64 / 8.0 + out_numel
         }
-        "write_state" | "slice_update" => in_types.get(1).map_or(elems, |t| t.numel() as f64),
+        // A reference to the state's memory: its consumers pay for the elements they read.
+        "read_state" => 0.0,
+        // The elements it copies out (a region of a larger tensor costs the region).
+        "slice" => out_numel.max(1.0) * kind_factor("slice"),
+        "slice_update" if fused_update(egraph, children[0]) => 0.0,
+        "slice_update" => in_types.get(1).map_or(elems, |t| t.numel() as f64),
+        "write_state" if in_place(egraph, children[0], children[1]) => 0.0,
+        "write_state" => in_types.get(1).map_or(elems, |t| t.numel() as f64),
         "lut_to_dense" => 0.0,
         k => elems * kind_factor(k),
     };

@@ -129,18 +129,54 @@ pub fn run_pass_with_options(
         .filter(|r| only.is_none_or(|names| names.contains(&r.name.as_str())))
         .map(|r| &r.rewrite)
         .collect();
+    run_egraph(m, pass.name, prepare, &rewrites, limits)
+}
+
+/// Runs the rules of `sets` over every function of `m` as an e-graph pass called `name`
+/// (no IR step): the engine without the pass table, for rule sets loaded from elsewhere
+/// (tests of the engine itself).
+pub fn run_rules(m: &Module, name: &str, sets: &[RuleSet], limits: Limits) -> Result<(Module, PassReport), OptError> {
+    let rewrites: Vec<_> = sets.iter().flat_map(|s| s.rules.iter()).map(|r| &r.rewrite).collect();
+    run_egraph(m, name, None, &rewrites, limits)
+}
+
+/// An e-graph pass: the IR step `prepare`, then every function saturated with `rewrites`,
+/// extracted and rebuilt, then weight folding.
+///
+/// Invariant: every function's cost after the pass is at most its cost as it entered the
+/// pass, *before* `prepare` (the report's "cost before" is that cost); see
+/// [`runner::run_function`] for what happens otherwise.
+fn run_egraph(
+    m: &Module,
+    name: &str,
+    prepare: Option<passes::Prepare>,
+    rewrites: &[&egg::Rewrite<lang::Tnode, analysis::TypeAnalysis>],
+    limits: Limits,
+) -> Result<(Module, PassReport), OptError> {
+    use rayon::prelude::*;
+    let err = |message: String| OptError::Pass { pass: name.to_string(), message };
+    let verify = |m: &Module| verify_module(m).map_err(|error| OptError::Verify { pass: name.to_string(), error });
     let mut module = m.clone();
-    let notes = match prepare {
-        Some(prepare) => prepare(&mut module).map_err(err)?,
-        None => Vec::new(),
+    let (notes, baselines) = match prepare {
+        Some(prepare) => {
+            // The cost of every function as it entered the pass, by name (the IR step keeps
+            // function names).
+            let costs: Vec<(String, Option<f64>)> = m
+                .functions
+                .par_iter()
+                .map(|f| runner::function_cost(m, f).map(|c| (f.name.clone(), c)))
+                .collect::<Result<_, _>>()
+                .map_err(err)?;
+            (prepare(&mut module).map_err(err)?, costs)
+        }
+        None => (Vec::new(), Vec::new()),
     };
     verify(&module)?;
+    let baseline = |f: &crate::ir::Function| baselines.iter().find(|(n, _)| *n == f.name).and_then(|(_, c)| *c);
     // Functions are rewritten independently (each in its own e-graph), so in parallel; the
     // results keep module order.
-    let results: Vec<_> = {
-        use rayon::prelude::*;
-        module.functions.par_iter().map(|f| runner::run_function(&module, f, &rewrites, &limits)).collect()
-    };
+    let results: Vec<_> =
+        module.functions.par_iter().map(|f| runner::run_function(&module, f, rewrites, &limits, baseline(f))).collect();
     let mut functions = Vec::with_capacity(results.len());
     let mut reports = Vec::with_capacity(results.len());
     for result in results {
@@ -152,7 +188,7 @@ pub fn run_pass_with_options(
     let module = fold::fold_weights(&module);
     verify(&module)?;
     let run = PassRun::EGraph { limits, functions: reports };
-    Ok((module, PassReport { pass: pass.name.to_string(), notes, run }))
+    Ok((module, PassReport { pass: name.to_string(), notes, run }))
 }
 
 /// Runs the named pass with default options.

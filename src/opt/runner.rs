@@ -5,8 +5,13 @@
 //! - the scheduler is egg's `SimpleScheduler` (every rule, every iteration) and the
 //!   `deterministic` feature fixes iteration orders, so results depend only on the input
 //!   (unless the time limit is hit, which the report shows);
-//! - the cost never gets worse: if the extracted function costs more than the original under
-//!   the same model, the original is kept and the report says so;
+//! - the cost never gets worse than the function *as it entered the pass* (`baseline`, the
+//!   cost before the pass's IR step, if it has one): if the extracted function costs more
+//!   than the loaded one, the loaded one is kept and the report says so; if what remains
+//!   still costs more than the baseline (only possible after an IR step, which cannot be
+//!   undone for one function alone) the run is an error;
+//! - a type error of a rule (an ill-typed node, a merge of different types) is an error
+//!   naming the rule, never a panic: saturation stops at the first one;
 //! - the returned function verifies against the module.
 
 use egg::{Rewrite, Runner, SimpleScheduler, StopReason};
@@ -14,7 +19,7 @@ use egg::{Rewrite, Runner, SimpleScheduler, StopReason};
 use crate::ir::verify::verify_function;
 use crate::ir::{Function, Module};
 
-use super::analysis::{TypeAnalysis, with_context};
+use super::analysis::{EG, TypeAnalysis, with_context};
 use super::bridge::{Loaded, can_bridge, load};
 use super::extract::extract;
 use super::lang::Tnode;
@@ -46,26 +51,56 @@ fn unchanged(f: &Function, why: String, cost: f64) -> FunctionReport {
     }
 }
 
-/// Optimises `f` (a function of `m`) with `rules`. `Err` is an internal error (the rebuilt
-/// function does not verify): a bug in a rule or in the engine.
+/// The type error recorded by the analysis of `egraph`, as a run error of `f`.
+fn type_error(egraph: &EG, f: &Function) -> Result<(), String> {
+    match &egraph.analysis.error {
+        Some(e) => Err(format!("@{}: {e}", f.name)),
+        None => Ok(()),
+    }
+}
+
+/// The cost of `f` (a function of `m`) under the cost model, as extraction measures the
+/// freshly loaded function; `None` if `f` cannot be loaded into an e-graph (`can_bridge`).
+pub fn function_cost(m: &Module, f: &Function) -> Result<Option<f64>, String> {
+    if can_bridge(f).is_err() {
+        return Ok(None);
+    }
+    let loaded = load(m, f);
+    type_error(&loaded.egraph, f)?;
+    let x = extract(&loaded.egraph, loaded.root).map_err(|e| format!("@{}: extracting the input: {e}", f.name))?;
+    Ok(Some(x.cost))
+}
+
+/// Optimises `f` (a function of `m`) with `rules`. `baseline` is the cost of the function as
+/// it entered the pass when the pass's IR step changed it (`None`: `f` is the pass's input).
+/// `Err` is a bug in a rule or in the engine: a type error (naming the rule), a rebuilt
+/// function that does not verify, or a result costlier than the baseline.
 pub fn run_function(
     m: &Module,
     f: &Function,
     rules: &[&Rewrite<Tnode, TypeAnalysis>],
     limits: &Limits,
+    baseline: Option<f64>,
 ) -> Result<(Function, FunctionReport), String> {
     if let Err(why) = can_bridge(f) {
         return Ok((f.clone(), unchanged(f, why, 0.0)));
     }
     let Loaded { egraph, root, names, n_outputs } = load(m, f);
+    type_error(&egraph, f)?;
     let before = extract(&egraph, root).map_err(|e| format!("@{}: extracting the input: {e}", f.name))?;
+    let baseline = baseline.unwrap_or(before.cost);
     let runner = Runner::default()
         .with_egraph(egraph)
         .with_iter_limit(limits.iterations)
         .with_node_limit(limits.nodes)
         .with_time_limit(limits.time)
         .with_scheduler(SimpleScheduler)
+        .with_hook(|r| match &r.egraph.analysis.error {
+            Some(_) => Err("type error".into()),
+            None => Ok(()),
+        })
         .run(rules.iter().copied());
+    type_error(&runner.egraph, f)?;
     let mut fired: Vec<(String, usize)> = Vec::new();
     for it in &runner.iterations {
         for (name, n) in &it.applied {
@@ -84,24 +119,38 @@ pub fn run_function(
         eclasses: runner.egraph.number_of_classes(),
         stop: stop_text(&runner.stop_reason),
         fired,
-        cost_before: before.cost,
+        cost_before: baseline,
         cost_after: before.cost,
         kept: None,
     };
     let loaded = Loaded { egraph: runner.egraph, root, names, n_outputs };
-    let after = match extract(&loaded.egraph, loaded.root) {
-        Ok(x) => x,
-        Err(e) => {
-            report.kept = Some(e);
-            return Ok((f.clone(), report));
+    let worse = |cost: f64, than: f64| cost > than * (1.0 + 1e-9);
+    let kept = match extract(&loaded.egraph, loaded.root) {
+        Ok(after) if worse(after.cost, before.cost) => {
+            Some(format!("extraction cost {} exceeds the original {}", after.cost, before.cost))
         }
+        Ok(after) => {
+            report.cost_after = after.cost;
+            let new = with_context("rebuilding", || rebuild(f, &loaded, &after));
+            verify_function(m, &new).map_err(|e| format!("rebuilt function does not verify: {e}"))?;
+            if worse(after.cost, baseline) {
+                return Err(over_baseline(f, after.cost, baseline));
+            }
+            return Ok((new, report));
+        }
+        Err(e) => Some(e),
     };
-    if after.cost > before.cost * (1.0 + 1e-9) {
-        report.kept = Some(format!("extraction cost {} exceeds the original {}", after.cost, before.cost));
-        return Ok((f.clone(), report));
+    if worse(before.cost, baseline) {
+        return Err(over_baseline(f, before.cost, baseline));
     }
-    report.cost_after = after.cost;
-    let new = with_context("rebuilding", || rebuild(f, &loaded, &after));
-    verify_function(m, &new).map_err(|e| format!("rebuilt function does not verify: {e}"))?;
-    Ok((new, report))
+    report.kept = kept;
+    Ok((f.clone(), report))
+}
+
+fn over_baseline(f: &Function, cost: f64, baseline: f64) -> String {
+    format!(
+        "@{}: the pass would raise the cost from {baseline} (the function as it entered the pass) to {cost}; \
+         the pass's IR step cannot be undone for one function, so the pass fails",
+        f.name
+    )
 }

@@ -67,18 +67,32 @@ fn aligned_shape(eg: &mut EG, a: &[Val]) -> Option<Id> {
 }
 
 /// The literal of class `?c` cast to dtype `?d` (float→float or int→int only).
+///
+/// A float literal denotes its number rounded to its own dtype, so the cast literal holds
+/// that rounded value wherever rounding the number directly to `?d` would differ (a cast up
+/// from fp16 of `0.3` is fp16's 0.2998046875, not fp32's 0.3); otherwise the number is kept
+/// as written.
 fn cast_literal(eg: &mut EG, a: &[Val]) -> Option<Id> {
+    use crate::interp::tensor::round_f64;
     let to = dtype(eg, &a[1])?;
     let leaf = eg[a[0].id()].nodes.iter().find_map(|n| match n {
         Tnode::Const(c) => Some(c.clone()),
         _ => None,
     })?;
-    let same_kind = match leaf.values {
-        ConstValues::Floats(_) => to.is_float(),
-        ConstValues::Ints(_) => to.is_int(),
+    let values = match leaf.values {
+        ConstValues::Floats(bits) if to.is_float() => ConstValues::Floats(
+            bits.into_iter()
+                .map(|b| {
+                    let v = f64::from_bits(b);
+                    let denoted = f64::from(round_f64(leaf.dtype, v));
+                    if round_f64(to, v).to_bits() == round_f64(to, denoted).to_bits() { b } else { denoted.to_bits() }
+                })
+                .collect(),
+        ),
+        ConstValues::Ints(v) if to.is_int() => ConstValues::Ints(v),
+        _ => return None,
     };
-    same_kind.then_some(())?;
-    Some(eg.add(Tnode::Const(ConstLeaf { dtype: to, ..leaf })))
+    Some(eg.add(Tnode::Const(ConstLeaf { dtype: to, values, ..leaf })))
 }
 
 /// `[B, S, I]` → `[B, S, 1, I]` (the reshape before the transpose to `(B, C, 1, S)`).
