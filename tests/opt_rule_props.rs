@@ -302,6 +302,7 @@ fn cases() -> Vec<Case> {
     rmsnorm_cases(&mut v);
     attention_cases(&mut v);
     kvstate_cases(&mut v);
+    economy_cases(&mut v);
     v
 }
 
@@ -772,6 +773,58 @@ fn attention_cases(v: &mut Vec<Case>) {
         for (rep, nkv, rows) in [(2, 2, 3), (3, 1, 1), (2, 1, 4)] {
             v.push(case("gqa-scores", "attention", gqa(rep, nkv, rows), Tol::Exact));
             v.push(case("gqa-values", "attention", gqa(rep, nkv, rows), Tol::Exact));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Chunk economy rules (layout and attention): data movement and a row broadcast: exact.
+
+fn economy_cases(v: &mut Vec<Case>) {
+    for t in FLOATS {
+        // q heads in prefill: [1, n·d, 1, S] → [1, n, S, d].
+        for (n, d, s) in [(2, 3, 4), (3, 2, 5)] {
+            let c = n * d;
+            let body = format!(
+                "    %a = transpose(%x) {{perm = [0, 3, 2, 1]}} : T[1, {s}, 1, {c}]\n    %b = reshape(%a) {{shape = [1, {s}, {n}, {d}]}} : T[1, {s}, {n}, {d}]\n    %y = transpose(%b) {{perm = [0, 2, 1, 3]}} : T[1, {n}, {s}, {d}]"
+            );
+            let src = func(t, "", &format!("%x: T[1, {c}, 1, {s}]"), &format!("y: T[1, {n}, {s}, {d}]"), &body, "%y");
+            v.push(case("heads-from-channels", "layout", src, Tol::Exact));
+            let body = format!(
+                "    %a = transpose(%x) {{perm = [0, 2, 1, 3]}} : T[1, {s}, {n}, {d}]\n    %b = reshape(%a) {{shape = [1, {s}, 1, {c}]}} : T[1, {s}, 1, {c}]\n    %y = transpose(%b) {{perm = [0, 3, 2, 1]}} : T[1, {c}, 1, {s}]"
+            );
+            let src = func(t, "", &format!("%x: T[1, {n}, {s}, {d}]"), &format!("y: T[1, {c}, 1, {s}]"), &body, "%y");
+            v.push(case("channels-from-heads", "layout", src, Tol::Exact));
+        }
+        // Decode scores grouped [1, nkv, rep, C] regrouped to [1, nh, 1, C], masked by [1, 1, 1, C].
+        for (nkv, rep, c) in [(2, 2, 6), (1, 3, 4)] {
+            let nh = nkv * rep;
+            let body = format!(
+                "    %a = reshape(%z) {{shape = [1, {nh}, 1, {c}]}} : T[1, {nh}, 1, {c}]\n    %y = add(%a, %m) : T[1, {nh}, 1, {c}]"
+            );
+            let src = func(
+                t,
+                "",
+                &format!("%z: T[1, {nkv}, {rep}, {c}], %m: T[1, 1, 1, {c}]"),
+                &format!("y: T[1, {nh}, 1, {c}]"),
+                &body,
+                "%y",
+            );
+            v.push(case("mask-before-regroup", "attention", src, Tol::Exact));
+            for axis in ["-1", "3"] {
+                let body = format!(
+                    "    %a = reshape(%z) {{shape = [1, {nh}, 1, {c}]}} : T[1, {nh}, 1, {c}]\n    %y = softmax(%a) {{axis = {axis}}} : T[1, {nh}, 1, {c}]"
+                );
+                let src = func(
+                    t,
+                    "",
+                    &format!("%z: T[1, {nkv}, {rep}, {c}]"),
+                    &format!("y: T[1, {nh}, 1, {c}]"),
+                    &body,
+                    "%y",
+                );
+                v.push(case("softmax-before-regroup", "attention", src, Tol::Exact));
+            }
         }
     }
 }

@@ -99,19 +99,18 @@ fn lowered_llama_tiny_is_palettized_as_configured() {
     let p = palettize_module(&m, &cfg).unwrap();
     verify_module(&p).unwrap();
 
-    let q = "model.layers.0.self_attn.q_proj.weight";
+    let q = "layers.0.qkv_proj.weight";
     // Both functions of layer 0 use the same palettized weights.
     for f in ["layer0.infer", "layer0.prefill"] {
         let ws = function_weights(&p, f);
         assert!(ws.contains(&format!("{q}.lut_indices")) && ws.contains(&format!("{q}.lut_table")), "{f}: {ws:?}");
         assert!(!ws.contains(&q.to_string()));
-        // k/v projections have 32×64 = 2048 elements: not more than coremltools' threshold.
-        assert!(ws.contains(&"model.layers.0.self_attn.k_proj.weight".to_string()));
+        // Norm gains are not matmul weights: never palettized.
         assert!(ws.contains(&"model.layers.0.input_layernorm.weight".to_string()));
     }
     let idx = p.weight(&format!("{q}.lut_indices")).unwrap();
-    assert_eq!(idx.ty.to_string(), "uint6[64, 64]");
-    assert_eq!(p.weight(&format!("{q}.lut_table")).unwrap().ty.to_string(), "fp16[8, 64]");
+    assert_eq!(idx.ty.to_string(), "uint6[128, 64]");
+    assert_eq!(p.weight(&format!("{q}.lut_table")).unwrap().ty.to_string(), "fp16[16, 64]");
     assert_eq!(p.weight("lm_head.weight.lut_table").unwrap().ty.to_string(), "fp16[64, 16]");
     // The dense originals are gone; the embedding (embed=none) stays.
     assert!(p.weight(q).is_none() && p.weight("lm_head.weight").is_none());
@@ -122,7 +121,7 @@ fn lowered_llama_tiny_is_palettized_as_configured() {
 
     // fp32 module: lut_to_dense (fp16) is cast back to fp32 under the original value name.
     let text = print_module(&p);
-    assert!(text.contains("    %q_w_lut_idx = weight @model.layers.0.self_attn.q_proj.weight.lut_indices : uint6[64, 64]\n    %q_w_lut_table = weight @model.layers.0.self_attn.q_proj.weight.lut_table : fp16[8, 64]\n    %q_w_lut_dense = lut_to_dense(%q_w_lut_idx, %q_w_lut_table) : fp16[64, 64]\n    %q_w = cast(%q_w_lut_dense) {dtype = fp32} : fp32[64, 64]\n"), "{text}");
+    assert!(text.contains("    %qkv_w_lut_idx = weight @layers.0.qkv_proj.weight.lut_indices : uint6[128, 64]\n    %qkv_w_lut_table = weight @layers.0.qkv_proj.weight.lut_table : fp16[16, 64]\n    %qkv_w_lut_dense = lut_to_dense(%qkv_w_lut_idx, %qkv_w_lut_table) : fp16[128, 64]\n    %qkv_w = cast(%qkv_w_lut_dense) {dtype = fp32} : fp32[128, 64]\n"), "{text}");
     // The text form parses back to the same module.
     assert_eq!(parse_module(&text).unwrap(), p);
 
@@ -150,15 +149,20 @@ fn embeddings_and_thresholds() {
         assert!(function_weights(&p, f).contains(&"model.embed_tokens.weight.lut_indices".to_string()));
     }
     assert!(function_weights(&p, "layer0.infer").contains(&"model.layers.0.mlp.up_proj.weight".to_string()));
-    // A lower threshold takes the 2048-element k/v projections too; a group size that does
-    // not divide 32 rows leaves them (and only them) dense.
+    // A minimum above the 64×64 = 4096-element o projection leaves it dense; a lower one
+    // takes it too; a group size that does not divide its 64 rows leaves it (and only it)
+    // dense.
     cfg = LutConfig::parse("ffn=4").unwrap();
+    cfg.min_elements = 4097;
+    let p = palettize_module(&m, &cfg).unwrap();
+    assert!(p.weight("model.layers.0.self_attn.o_proj.weight").is_some());
+    assert!(p.weight("layers.0.qkv_proj.weight.lut_indices").is_some());
     cfg.min_elements = 2048;
     let p = palettize_module(&m, &cfg).unwrap();
-    assert!(p.weight("model.layers.0.self_attn.k_proj.weight.lut_indices").is_some());
-    cfg.group_size = 64;
+    assert!(p.weight("model.layers.0.self_attn.o_proj.weight.lut_indices").is_some());
+    cfg.group_size = 128;
     let p = palettize_module(&m, &cfg).unwrap();
-    assert!(p.weight("model.layers.0.self_attn.k_proj.weight").is_some());
+    assert!(p.weight("model.layers.0.self_attn.o_proj.weight").is_some());
     assert!(p.weight("model.layers.0.mlp.up_proj.weight.lut_table").is_some());
     assert!(palettize_module(&m, &LutConfig { ffn: Some(5), ..LutConfig::default() }).is_err());
 }

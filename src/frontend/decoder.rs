@@ -3,6 +3,7 @@
 //! what transformers' eager Llama/Qwen2/Qwen3 forward computes (fp32).
 
 use super::config::{Activation, LayerKind, ModelConfig};
+use super::fused_qkv;
 use super::spec::{DecoderSpec, LayerTensors};
 use crate::ir::{DType, FunctionBuilder, GeluMode, Module, Op, TensorType, Type, TypeError, ValueId};
 
@@ -238,12 +239,14 @@ impl Layer<'_, '_> {
         self.op(Op::Transpose { perm: vec![0, 2, 1, 3] }, &[y], &format!("{name}_heads"))
     }
 
-    /// Half-split (NeoX) rotary embedding: `x·cos + rotate_half(x)·sin`.
-    fn rope(&mut self, x: ValueId, cos: ValueId, sin: ValueId, name: &str) -> Result<ValueId, TypeError> {
+    /// Half-split (NeoX) rotary embedding: `x·cos + rotate_half(x)·sin`, computed as
+    /// `x·cos + swap_halves(x)·sin_signed` (`sin_signed`: the sine rows with their first half
+    /// negated, see `lower::push_rope_tables`), which is the same value bit for bit.
+    fn rope(&mut self, x: ValueId, cos: ValueId, sin_signed: ValueId, name: &str) -> Result<ValueId, TypeError> {
         let half = self.d.head_dim / 2;
         let parts = self.b.op_multi(Op::Split { axis: 3, sizes: vec![half, half] }, &[x], &format!("{name}_half"))?;
-        let neg = self.op(Op::Neg, &[parts[1]], &format!("{name}_neg_hi"))?;
-        let rot = self.op(Op::Concat { axis: 3 }, &[neg, parts[0]], &format!("{name}_rot"))?;
+        let rot = self.op(Op::Concat { axis: 3 }, &[parts[1], parts[0]], &format!("{name}_rot"))?;
+        let sin = sin_signed;
         let a = self.op(Op::Mul, &[x, cos], &format!("{name}_cos"))?;
         let c = self.op(Op::Mul, &[rot, sin], &format!("{name}_sin"))?;
         self.op(Op::Add, &[a, c], &format!("{name}_rope"))
@@ -395,23 +398,38 @@ pub fn lower_layer(
 
     // Attention block.
     let x = l.rms_norm(h, &t.input_norm, "input_norm_gain", "attn_in")?;
-    let bias = |k: usize| t.qkv_bias.as_ref().map(|b| b[k].as_str());
-    let q = l.linear(x, &t.q_proj, bias(0), "q")?;
-    let k = l.linear(x, &t.k_proj, bias(1), "k")?;
-    let v = l.linear(x, &t.v_proj, bias(2), "v")?;
-    let q = l.heads(q, d.heads, t.qk_norm.as_ref().map(|n| n[0].as_str()), "q")?;
-    let k = l.heads(k, d.kv_heads, t.qk_norm.as_ref().map(|n| n[1].as_str()), "k")?;
-    let v = l.heads(v, d.kv_heads, None, "v")?;
+    // One projection for q, k and v (the attention scale folded into q), one heads layout,
+    // RoPE once over the q and k heads side by side (see `fused_qkv`).
+    let fused = fused_qkv::names(index, t.qkv_bias.is_some(), t.qk_norm.is_some());
+    let qkv = l.linear(x, &fused.weight, fused.bias.as_deref(), "qkv")?;
+    let qkv = l.heads(qkv, d.heads + 2 * d.kv_heads, None, "qkv")?;
+    let qk = match (&t.qk_norm, &fused.q_norm) {
+        (Some([_, k_norm]), Some(q_norm)) => {
+            let sizes = vec![d.heads, d.kv_heads, d.kv_heads];
+            let parts = l.b.op_multi(Op::Split { axis: 1, sizes }, &[qkv], "qkv_parts")?;
+            let q = l.rms_norm(parts[0], q_norm, "q_norm_gain", "q_normed")?;
+            let k = l.rms_norm(parts[1], k_norm, "k_norm_gain", "k_normed")?;
+            let qk = l.op(Op::Concat { axis: 1 }, &[q, k], "qk")?;
+            (qk, parts[2])
+        }
+        _ => {
+            let sizes = vec![d.heads + d.kv_heads, d.kv_heads];
+            let parts = l.b.op_multi(Op::Split { axis: 1, sizes }, &[qkv], "qkv_parts")?;
+            (parts[0], parts[1])
+        }
+    };
+    let (qk, v) = qk;
 
     let table = if sliding && has_local_rope(m) { "rope_local" } else { "rope" };
     let cos_table = l.b.weight(&format!("{table}.cos"), "cos_table")?;
-    let sin_table = l.b.weight(&format!("{table}.sin"), "sin_table")?;
+    let sin_table = l.b.weight(&format!("{table}.sin_signed"), "sin_table")?;
     let cos = l.op(Op::Gather { axis: 0 }, &[cos_table, position_ids], "cos_rows")?;
     let sin = l.op(Op::Gather { axis: 0 }, &[sin_table, position_ids], "sin_rows")?;
     let cos = l.op(Op::Reshape { shape: vec![1, 1, s, d.head_dim] }, &[cos], "cos")?;
     let sin = l.op(Op::Reshape { shape: vec![1, 1, s, d.head_dim] }, &[sin], "sin")?;
-    let q = l.rope(q, cos, sin, "q")?;
-    let k = l.rope(k, cos, sin, "k")?;
+    let qk = l.rope(qk, cos, sin, "qk")?;
+    let qk_parts = l.b.op_multi(Op::Split { axis: 1, sizes: vec![d.heads, d.kv_heads] }, &[qk], "qk_parts")?;
+    let (q, k) = (qk_parts[0], qk_parts[1]);
 
     let att = if sliding && mode.is_rotate() && d.rotates() {
         cache_rotated(&mut l, kv, k, v, cache_len)?
@@ -421,9 +439,8 @@ pub fn lower_layer(
     let k_all = l.repeat_kv(att.k, "k_all")?;
     let v_all = l.repeat_kv(att.v, "v_all")?;
 
-    let scores = l.op(Op::Matmul { transpose_a: false, transpose_b: true }, &[q, k_all], "scores")?;
-    let scale = l.b.const_f(f32t(&[]), vec![d.attn_scale], "attn_scale")?;
-    let mut scores = l.op(Op::Mul, &[scores, scale], "scores_scaled")?;
+    // The queries are already scaled by `d.attn_scale` (folded into their weights).
+    let mut scores = l.op(Op::Matmul { transpose_a: false, transpose_b: true }, &[q, k_all], "scores")?;
     if let Some(cap) = d.attn_softcap {
         scores = softcap(l.b, scores, cap, "scores_capped")?;
     }

@@ -243,17 +243,23 @@ fn lm_head_piece_weights(
     names
 }
 
-/// Declares the `{prefix}.cos` / `{prefix}.sin` tables `[context, head_dim]`.
+/// Declares the `{prefix}.cos` and `{prefix}.sin_signed` tables `[context, head_dim]`.
+/// `sin_signed` is the sine table with its first half negated: rotate_half's sign lives in
+/// the table, so the lowering rotates with a split and a concat and no negation
+/// (`x·cos + concat(−x₂, x₁)·sin = x·cos + concat(x₂, x₁)·sin_signed`, exactly: negation is
+/// exact in floating point).
 fn push_rope_tables(weights: &mut Vec<Weight>, prefix: &str, inv_freq: &[f64], len: usize, dim: usize, scale: f64) {
-    for cos in [true, false] {
-        let (inv_freq, dtype) = (inv_freq.to_vec(), DType::F32);
-        let (name, recipe) = if cos {
-            (format!("{prefix}.cos"), Recipe::RopeCos { inv_freq, len, scale, dtype })
-        } else {
-            (format!("{prefix}.sin"), Recipe::RopeSin { inv_freq, len, scale, dtype })
-        };
-        weights.push(Weight { name, ty: TensorType::new(DType::F32, vec![len, dim]), recipe });
-    }
+    let (f, dtype) = (inv_freq.to_vec(), DType::F32);
+    let ty = TensorType::new(DType::F32, vec![len, dim]);
+    let cos = Recipe::RopeCos { inv_freq: f.clone(), len, scale, dtype };
+    weights.push(Weight { name: format!("{prefix}.cos"), ty: ty.clone(), recipe: cos });
+    let sin = Recipe::RopeSin { inv_freq: f, len, scale, dtype };
+    let half = |start: usize| Recipe::Slice { input: Box::new(sin.clone()), axis: 1, start, end: start + dim / 2 };
+    let signed = Recipe::Concat {
+        inputs: vec![Recipe::Scale { input: Box::new(half(0)), factor: -1.0 }, half(dim / 2)],
+        axis: 1,
+    };
+    weights.push(Weight { name: format!("{prefix}.sin_signed"), ty, recipe: signed });
 }
 
 /// A module name made of the folder's base name, restricted to symbol characters.
@@ -305,6 +311,7 @@ pub fn lower_with(dir: &Path, cfg: &ModelConfig, ckpt: &Checkpoint, opts: &Lower
 
     let mut table = WeightTable { ckpt, dir, weights: Vec::new() };
     declare_weights(&mut table, &spec, cfg)?;
+    super::fused_qkv::declare_fused(&mut table.weights, &spec, cfg.features.attn_scale);
     let inv_freq = rope::inv_freq_for_context(cfg, opts.context);
     if !rope::finite_tables(&inv_freq, opts.context) {
         return Err(LowerError::Config(super::config::ConfigError::Invalid {

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod decoder;
+pub mod fused_qkv;
 pub mod gemma3;
 pub mod gemma_config;
 pub mod gguf_config;

@@ -17,6 +17,8 @@
 //!   update's elements in place of the base's ([`fused_update`]) — and a `write_state` of an
 //!   in-place update of the same state ([`in_place`]) for nothing more. So a view of one
 //!   layer's K/V in a `[2L, …]` state costs what the same view of a `[2, …]` state costs;
+//! - every dispatched op costs [`DISPATCH`] more than its element work (a tie-breaker
+//!   towards fewer ops);
 //! - index arithmetic ([`is_index_arithmetic`]: integer operands and result of at most
 //!   [`INDEX_ELEMENTS`] elements, e.g. the `concat` of a slice offset with `current_pos`)
 //!   is free: a handful of integers per call, not tensor work.
@@ -32,6 +34,12 @@ use super::lang::{GET, ROOTS, Tnode};
 
 /// The cost floor of an op the ANE cannot run.
 pub const PROHIBITIVE: f64 = 1e9;
+
+/// What every dispatched op costs on top of its element work: the Neural Engine pays a
+/// fixed overhead per op, so among alternatives doing the same element work the one with
+/// fewer ops wins (e.g. reading a layer's K/V slab back from the state just written rather
+/// than updating a copy of its own).
+pub const DISPATCH: f64 = 1.0;
 
 /// Multiplier for float work not in fp16 (the ANE computes in fp16; fp32 work falls back).
 pub const NON_FP16_FACTOR: f64 = 4.0;
@@ -163,5 +171,8 @@ pub fn node_cost(egraph: &EG, class: Id, node: &Tnode) -> f64 {
             1.0
         };
     let base = work * dtype_factor;
-    if is_ane_op(kind) { base } else { PROHIBITIVE + base }
+    // Reading and writing back a state, and expanding LUT weights, happen once per function
+    // whatever is extracted; every other op is dispatched.
+    let dispatch = if matches!(*kind, "read_state" | "write_state" | "lut_to_dense") { 0.0 } else { DISPATCH };
+    if is_ane_op(kind) { base + dispatch } else { PROHIBITIVE + base }
 }

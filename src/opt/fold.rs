@@ -108,6 +108,21 @@ pub fn simplify(r: Recipe) -> Recipe {
                 }
                 Recipe::RopeCos { inv_freq, len, scale, .. } => Recipe::RopeCos { inv_freq, len, scale, dtype },
                 Recipe::RopeSin { inv_freq, len, scale, .. } => Recipe::RopeSin { inv_freq, len, scale, dtype },
+                // A cast commutes with selecting elements and with an exact sign change, so over
+                // a RoPE table it moves inwards until it meets the table, which is then
+                // regenerated in the target dtype (one rounding instead of two).
+                input if !over_rope_table(&input) => Recipe::Cast { input: Box::new(input), dtype },
+                Recipe::Slice { input, axis, start, end } => {
+                    let input = Box::new(simplify(Recipe::Cast { input, dtype }));
+                    Recipe::Slice { input, axis, start, end }
+                }
+                Recipe::Concat { inputs, axis } => Recipe::Concat {
+                    inputs: inputs.into_iter().map(|r| simplify(Recipe::Cast { input: Box::new(r), dtype })).collect(),
+                    axis,
+                },
+                Recipe::Scale { input, factor } if factor.abs() == 1.0 => {
+                    Recipe::Scale { input: Box::new(simplify(Recipe::Cast { input, dtype })), factor }
+                }
                 input => Recipe::Cast { input: Box::new(input), dtype },
             }
         }
@@ -144,6 +159,17 @@ pub fn simplify(r: Recipe) -> Recipe {
         },
         Recipe::Offset { input, value } => Recipe::Offset { input: Box::new(simplify(*input)), value },
         leaf => leaf,
+    }
+}
+
+/// True for a RoPE table, or slices, concatenations and sign changes of RoPE tables.
+fn over_rope_table(r: &Recipe) -> bool {
+    match r {
+        Recipe::RopeCos { .. } | Recipe::RopeSin { .. } => true,
+        Recipe::Slice { input, .. } => over_rope_table(input),
+        Recipe::Scale { input, factor } => factor.abs() == 1.0 && over_rope_table(input),
+        Recipe::Concat { inputs, .. } => inputs.iter().all(over_rope_table),
+        _ => false,
     }
 }
 

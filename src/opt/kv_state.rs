@@ -124,6 +124,39 @@ fn unify_function(f: &Function, slots: &[Slot]) -> Result<Option<Function>, Stri
     let all = c.push(Op::ReadState, vec![state], vec![(read_name, Type::Tensor(unified.clone()))])[0];
     let mut written = all;
     let mut writes = 0;
+    // The value each per-layer write stores, by old value id, with its layer. Its updates of
+    // the unified state are made as soon as it is computed, and its other uses read it back
+    // from the updated state (the same elements), so that attention can read each layer's
+    // K/V from the value the function writes instead of updating a copy of its own.
+    let mut stored: Vec<(ValueId, usize)> = Vec::new();
+    for (_, node) in f.nodes.iter() {
+        if matches!(node.op, Op::WriteState)
+            && let Some(l) = layer_by_value(node.operands[0])
+        {
+            stored.push((node.operands[1], l));
+        }
+    }
+    let unify_write = |c: &mut Copier, old: ValueId, l: usize, written: &mut ValueId| {
+        let x = c.get(old);
+        let base = f.values[old].name.clone();
+        let s = slots[l];
+        for (half, slot) in [(0, s.index), (1, s.count + s.index)] {
+            let part = slice(c, x, &slab, half, &format!("{base}.{half}"));
+            let mut at = vec![0; unified.rank()];
+            at[0] = slot as i64;
+            let offset = i32_const(c, at, &format!("{base}.at{half}"));
+            let name = c.fresh(&format!("kv_state.{l}.{half}"));
+            *written =
+                c.push(Op::SliceUpdate, vec![*written, part, offset], vec![(name, Type::Tensor(unified.clone()))])[0];
+        }
+        // Reading the slab back from the updated state gives `x` again, element for element.
+        let k = slice(c, *written, &unified, s.index, &format!("{base}.stored.k"));
+        let v = slice(c, *written, &unified, s.count + s.index, &format!("{base}.stored.v"));
+        let name = c.fresh(&format!("{base}.stored"));
+        let view = c.push(Op::Concat { axis: 0 }, vec![k, v], vec![(name, Type::Tensor(slab.clone()))])[0];
+        c.set(old, view);
+    };
+    let mut done: Vec<ValueId> = Vec::new();
     for (id, node) in f.nodes.iter() {
         match node.op {
             Op::ReadState if layer_by_value(node.operands[0]).is_some() => {
@@ -138,24 +171,24 @@ fn unify_function(f: &Function, slots: &[Slot]) -> Result<Option<Function>, Stri
             }
             Op::WriteState if layer_by_value(node.operands[0]).is_some() => {
                 let l = layer_by_value(node.operands[0]).expect("checked");
-                let x = c.get(node.operands[1]);
-                let base = f.values[node.operands[1]].name.clone();
-                let s = slots[l];
-                for (half, slot) in [(0, s.index), (1, s.count + s.index)] {
-                    let part = slice(&mut c, x, &slab, half, &format!("{base}.{half}"));
-                    let mut at = vec![0; unified.rank()];
-                    at[0] = slot as i64;
-                    let offset = i32_const(&mut c, at, &format!("{base}.at{half}"));
-                    let name = c.fresh(&format!("kv_state.{l}.{half}"));
-                    written = c.push(
-                        Op::SliceUpdate,
-                        vec![written, part, offset],
-                        vec![(name, Type::Tensor(unified.clone()))],
-                    )[0];
+                if !done.contains(&node.operands[1]) {
+                    // Stored straight from an input or a state read: update here.
+                    unify_write(&mut c, node.operands[1], l, &mut written);
+                    done.push(node.operands[1]);
                 }
                 writes += 1;
             }
-            _ => c.copy_node(f, id),
+            _ => {
+                c.copy_node(f, id);
+                for r in &node.results {
+                    if let Some(&(old, l)) = stored.iter().find(|(v, _)| v == r)
+                        && !done.contains(&old)
+                    {
+                        unify_write(&mut c, old, l, &mut written);
+                        done.push(old);
+                    }
+                }
+            }
         }
     }
     if writes > 0 {

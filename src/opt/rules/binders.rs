@@ -102,6 +102,22 @@ fn bs1c_shape(eg: &mut EG, a: &[Val]) -> Option<Id> {
     Some(add_sizes(eg, &[b, s, 1, c]))
 }
 
+/// Heads straight from channels-first rows: for `x : [1, C, 1, S]` and `s = [1, S, n, d]`
+/// with `n·d = C`, the shape `[1, n, d, S]` (the heads of `x` with rows last).
+fn heads_cf_shape(eg: &mut EG, a: &[Val]) -> Option<Id> {
+    let (x, s) = (shape(eg, a[0].id())?, sizes(eg, a[1].id())?);
+    let (&[1, c, 1, rows], &[1, rows2, n, d]) = (&x[..], &s[..]) else { return None };
+    (rows == rows2 && n * d == c).then(|| add_sizes(eg, &[1, n, d, rows]))
+}
+
+/// Channels-first rows straight from heads: for `a : [1, n, S, d]` and `s = [1, S, 1, n·d]`,
+/// the shape `[1, n·d, 1, S]`.
+fn channels_cf_shape(eg: &mut EG, a: &[Val]) -> Option<Id> {
+    let (x, s) = (shape(eg, a[0].id())?, sizes(eg, a[1].id())?);
+    let (&[1, n, rows, d], &[1, rows2, 1, c]) = (&x[..], &s[..]) else { return None };
+    (rows == rows2 && n * d == c).then(|| add_sizes(eg, &[1, c, 1, rows]))
+}
+
 /// `[O, I]` → `[O, I, 1, 1]` (a linear weight as a 1×1 conv weight).
 fn conv_weight_shape(eg: &mut EG, a: &[Val]) -> Option<Id> {
     let w = shape(eg, a[0].id())?;
@@ -219,6 +235,18 @@ pub const TABLE: &[Binder] = &[
     Binder { name: "aligned_shape", params: "ccc", doc: "shape(b) if a has shape s", f: aligned_shape },
     Binder { name: "cast_literal", params: "ca", doc: "the literal cast to a dtype of the same kind", f: cast_literal },
     Binder { name: "bs1c_shape", params: "c", doc: "[B, S, I] → [B, S, 1, I]", f: bs1c_shape },
+    Binder {
+        name: "heads_cf_shape",
+        params: "cc",
+        doc: "[1, n, d, S] for x : [1, n·d, 1, S] and s = [1, S, n, d]",
+        f: heads_cf_shape,
+    },
+    Binder {
+        name: "channels_cf_shape",
+        params: "cc",
+        doc: "[1, n·d, 1, S] for a : [1, n, S, d] and s = [1, S, 1, n·d]",
+        f: channels_cf_shape,
+    },
     Binder { name: "conv_weight_shape", params: "c", doc: "[O, I] → [O, I, 1, 1]", f: conv_weight_shape },
     Binder { name: "linear_shape", params: "cc", doc: "result shape of linear(x, w)", f: linear_shape },
     Binder {

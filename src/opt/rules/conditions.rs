@@ -2,8 +2,35 @@
 //! from the e-graph and never changes it.
 
 use super::super::analysis::{EG, splat_of, tensor_of};
-use super::read::{dtype, ints, shape, sizes};
+use super::read::{axis, dtype, int, ints, shape, sizes};
 use super::registry::{Condition, Val};
+
+/// `?m` is one row (every axis 1 but the last) as wide as the last axis of `?z`, and the
+/// shape `?s` keeps that last axis: `add(reshape(z, s), m)` may add `m` before reshaping.
+fn row_broadcast(eg: &EG, a: &[Val]) -> bool {
+    match (shape(eg, a[0].id()), shape(eg, a[1].id()), sizes(eg, a[2].id())) {
+        (Some(m), Some(z), Some(s)) => {
+            let (Some((&ml, mrest)), Some(&zl), Some(&sl)) = (m.split_last(), z.last(), s.last()) else {
+                return false;
+            };
+            mrest.iter().all(|&d| d == 1) && m.len() <= z.len() && m.len() <= s.len() && ml == zl && zl == sl
+        }
+        _ => false,
+    }
+}
+
+/// `?ax` is the last axis of shape `?s` (and of `?w`), and tensor `?w` has the same last
+/// axis as `?s`.
+fn last_axis_kept(eg: &EG, a: &[Val]) -> bool {
+    match (shape(eg, a[0].id()), sizes(eg, a[1].id())) {
+        (Some(w), Some(s)) if !s.is_empty() => {
+            // A positive axis names the same axis of `w` only when the ranks agree.
+            let same_axis = int(eg, a[2].id()) == Some(-1) || w.len() == s.len();
+            same_axis && axis(eg, a[2].id(), s.len()) == Some(s.len() - 1) && w.last() == s.last()
+        }
+        _ => false,
+    }
+}
 
 fn identity_perm(eg: &EG, a: &[Val]) -> bool {
     sizes(eg, a[0].id()).is_some_and(|p| p.iter().enumerate().all(|(i, &x)| i == x))
@@ -77,6 +104,18 @@ fn is_scalar_splat(eg: &EG, a: &[Val]) -> bool {
 
 /// Every condition a rule file may name.
 pub const TABLE: &[Condition] = &[
+    Condition {
+        name: "row_broadcast",
+        params: "ccc",
+        doc: "?m is one row as wide as the last axis of ?z, which ?s keeps",
+        f: row_broadcast,
+    },
+    Condition {
+        name: "last_axis_kept",
+        params: "ccc",
+        doc: "?ax is the last axis of ?s, and ?w has the same last axis",
+        f: last_axis_kept,
+    },
     Condition { name: "identity_perm", params: "c", doc: "the permutation is the identity", f: identity_perm },
     Condition { name: "shape_is", params: "cc", doc: "tensor ?x has exactly the shape ?s", f: shape_is },
     Condition { name: "dtype_is", params: "ca", doc: "tensor ?x has dtype ?d (a class or a literal)", f: dtype_is },
