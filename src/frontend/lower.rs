@@ -8,7 +8,7 @@ use super::decoder::{Dims, Mode, lower_embed, lower_final_norm, lower_layer, low
 use super::spec::DecoderSpec;
 use super::{frontend_for, rope};
 use crate::checkpoint::{Checkpoint, CheckpointError, StDType};
-use crate::ir::{AttrValue, DType, Module, Recipe, TensorType, TypeError, Weight, verify_module};
+use crate::ir::{AttrValue, DType, Module, Op, Recipe, TensorType, TypeError, Weight, verify_module};
 use crate::split::{MAX_VOCAB_PIECE, lm_head_pieces_at_least};
 
 /// Options of `anemllc lower`.
@@ -377,6 +377,16 @@ pub fn lower_with(dir: &Path, cfg: &ModelConfig, ckpt: &Checkpoint, opts: &Lower
     functions.push(lower_lm_head(&m, &pieces, &d, "lm_head.infer", 1, opts.argmax)?);
     functions.push(lower_lm_head(&m, &pieces, &d, "lm_head.prefill", opts.batch, false)?);
     m.functions = functions;
+    // Tensors only used through derived weights (the q/k/v projections inside the fused
+    // one) are not weights of the module: nothing may read, report or emit them twice.
+    let used: std::collections::HashSet<String> = m
+        .functions
+        .iter()
+        .flat_map(|f| {
+            f.nodes.iter().filter_map(|(_, n)| if let Op::Weight { name } = &n.op { Some(name.clone()) } else { None })
+        })
+        .collect();
+    m.weights.retain(|w| used.contains(&w.name));
     verify_module(&m).map_err(|e| LowerError::Internal { rule: e.rule.clone(), message: e.to_string() })?;
     Ok(m)
 }
