@@ -171,5 +171,6 @@ fn reader_keeps_interface() {
     }
     // Shared weights are shared in the read-back module too.
     let used: HashMap<&str, usize> = back.module.weights.iter().map(|w| (w.name.as_str(), 0)).collect();
-    assert_eq!(used.len(), 11, "{:?}", back.module.weights.iter().map(|w| &w.name).collect::<Vec<_>>());
+    // Two norm gains, the fused q/k/v, o, gate, up and down projections, the cos and sin tables.
+    assert_eq!(used.len(), 9, "{:?}", back.module.weights.iter().map(|w| &w.name).collect::<Vec<_>>());
 }
