@@ -37,4 +37,9 @@ pub mod tensor;
 pub use driver::Session;
 pub use error::InterpError;
 pub use eval::{OpObserver, evaluate, evaluate_observed};
+/// The weight-product kernel and its weight view, public only so that `bench/gemm-compare`
+/// (a separate crate, issue #16) can time the exact code `run` uses against the `gemm`
+/// crate; nothing else in the crate's API depends on them.
+pub use project::project;
+pub use rows::MatrixRows;
 pub use tensor::{Data, Tensor, TensorError};

@@ -1,9 +1,10 @@
 //! The output folder: which packages a module becomes ([`layout`]), writing them with
 //! meta.yaml and tokenizer files ([`emit`]), reading a folder back for the reference
-//! interpreter ([`load`]), contract file names ([`names`]), [`meta`], and the atomic
-//! [`staging`] folder.
+//! interpreter ([`load`]), contract file names ([`names`]), [`meta`], the atomic
+//! [`staging`] folder, and the `mapped_weights` fuzz target's body ([`fuzz`]).
 
 pub mod emit;
+pub mod fuzz;
 pub mod layout;
 pub mod load;
 pub mod meta;
