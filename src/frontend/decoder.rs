@@ -403,7 +403,7 @@ pub fn lower_layer(
     let fused = fused_qkv::names(index, t.qkv_bias.is_some(), t.qk_norm.is_some());
     let qkv = l.linear(x, &fused.weight, fused.bias.as_deref(), "qkv")?;
     let qkv = l.heads(qkv, d.heads + 2 * d.kv_heads, None, "qkv")?;
-    let qk = match (&t.qk_norm, &fused.q_norm) {
+    let (qk, v) = match (&t.qk_norm, &fused.q_norm) {
         (Some([_, k_norm]), Some(q_norm)) => {
             let sizes = vec![d.heads, d.kv_heads, d.kv_heads];
             let parts = l.b.op_multi(Op::Split { axis: 1, sizes }, &[qkv], "qkv_parts")?;
@@ -418,7 +418,6 @@ pub fn lower_layer(
             (parts[0], parts[1])
         }
     };
-    let (qk, v) = qk;
 
     let table = if sliding && has_local_rope(m) { "rope_local" } else { "rope" };
     let cos_table = l.b.weight(&format!("{table}.cos"), "cos_table")?;

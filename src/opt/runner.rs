@@ -59,6 +59,41 @@ fn type_error(egraph: &EG, f: &Function) -> Result<(), String> {
     }
 }
 
+/// Equality saturation of `egraph` with `rules` under `limits`, with the engine's fixed
+/// scheduler; it stops early when the analysis records a type error (the caller checks
+/// `analysis.error`).
+pub fn saturate(
+    egraph: super::analysis::EG,
+    rules: &[&Rewrite<Tnode, TypeAnalysis>],
+    limits: &Limits,
+) -> Runner<Tnode, TypeAnalysis> {
+    Runner::default()
+        .with_egraph(egraph)
+        .with_iter_limit(limits.iterations)
+        .with_node_limit(limits.nodes)
+        .with_time_limit(limits.time)
+        .with_scheduler(SimpleScheduler)
+        .with_hook(|r| match &r.egraph.analysis.error {
+            Some(_) => Err("type error".into()),
+            None => Ok(()),
+        })
+        .run(rules.iter().copied())
+}
+
+/// How often each rule fired over all iterations of `runner`, in first-fired order.
+pub fn fired_counts(runner: &Runner<Tnode, TypeAnalysis>) -> Vec<(String, usize)> {
+    let mut fired: Vec<(String, usize)> = Vec::new();
+    for it in &runner.iterations {
+        for (name, n) in &it.applied {
+            match fired.iter_mut().find(|(k, _)| k == name.as_str()) {
+                Some((_, total)) => *total += n,
+                None => fired.push((name.to_string(), *n)),
+            }
+        }
+    }
+    fired
+}
+
 /// The cost of `f` (a function of `m`) under the cost model, as extraction measures the
 /// freshly loaded function; `None` if `f` cannot be loaded into an e-graph (`can_bridge`).
 pub fn function_cost(m: &Module, f: &Function) -> Result<Option<f64>, String> {
@@ -89,27 +124,9 @@ pub fn run_function(
     type_error(&egraph, f)?;
     let before = extract(&egraph, root).map_err(|e| format!("@{}: extracting the input: {e}", f.name))?;
     let baseline = baseline.unwrap_or(before.cost);
-    let runner = Runner::default()
-        .with_egraph(egraph)
-        .with_iter_limit(limits.iterations)
-        .with_node_limit(limits.nodes)
-        .with_time_limit(limits.time)
-        .with_scheduler(SimpleScheduler)
-        .with_hook(|r| match &r.egraph.analysis.error {
-            Some(_) => Err("type error".into()),
-            None => Ok(()),
-        })
-        .run(rules.iter().copied());
+    let runner = saturate(egraph, rules, limits);
     type_error(&runner.egraph, f)?;
-    let mut fired: Vec<(String, usize)> = Vec::new();
-    for it in &runner.iterations {
-        for (name, n) in &it.applied {
-            match fired.iter_mut().find(|(k, _)| k == name.as_str()) {
-                Some((_, total)) => *total += n,
-                None => fired.push((name.to_string(), *n)),
-            }
-        }
-    }
+    let mut fired = fired_counts(&runner);
     let order: Vec<String> = rules.iter().map(|r| r.name.to_string()).collect();
     fired.sort_by_key(|(n, _)| order.iter().position(|o| o == n));
     let mut report = FunctionReport {

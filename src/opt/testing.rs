@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use egg::{CostFunction, Extractor, Id, Language, Rewrite, Runner, SimpleScheduler};
+use egg::{CostFunction, Extractor, Id, Language, Rewrite};
 
 use crate::ir::Module;
 use crate::ir::verify::verify_function;
@@ -16,6 +16,7 @@ use super::bridge::{add_function, load};
 use super::extract::Extraction;
 use super::lang::Tnode;
 use super::rebuild::rebuild;
+use super::runner::{fired_counts, saturate};
 use super::{OptError, load_pass_rules, passes};
 
 /// The rewrites of pass `pass` named in `rules` (all of them must exist).
@@ -78,25 +79,11 @@ pub fn rewritten(m: &Module, pass: &str, rules: &[&str], name: &str) -> Result<R
     let loaded = load(m, f);
     let original: Vec<Tnode> = loaded.egraph.classes().flat_map(|c| c.nodes.iter().cloned()).collect();
     let root = loaded.root;
-    let runner = Runner::default()
-        .with_egraph(loaded.egraph)
-        .with_iter_limit(limits.iterations)
-        .with_node_limit(limits.nodes)
-        .with_time_limit(limits.time)
-        .with_scheduler(SimpleScheduler)
-        .run(rewrites.iter().copied());
+    let runner = saturate(loaded.egraph, &rewrites, &limits);
     if let Some(e) = &runner.egraph.analysis.error {
         return Err(format!("type error: {e}"));
     }
-    let mut fired: Vec<(String, usize)> = Vec::new();
-    for it in &runner.iterations {
-        for (rule, n) in &it.applied {
-            match fired.iter_mut().find(|(k, _)| k == rule.as_str()) {
-                Some((_, total)) => *total += n,
-                None => fired.push((rule.to_string(), *n)),
-            }
-        }
-    }
+    let fired = fired_counts(&runner);
     let egraph = runner.egraph;
     let original: HashSet<Tnode> = original.into_iter().map(|n| n.map_children(|c| egraph.find(c))).collect();
     let extractor = Extractor::new(&egraph, PreferNew { egraph: &egraph, original: &original });
@@ -129,13 +116,7 @@ pub fn proves(m: &Module, pass: &str, rules: &[&str], start: &str, goal: &str) -
     let f = m.function(start).ok_or_else(|| format!("no function @{start}"))?;
     let g = m.function(goal).ok_or_else(|| format!("no function @{goal}"))?;
     let loaded = load(m, f);
-    let runner = Runner::default()
-        .with_egraph(loaded.egraph)
-        .with_iter_limit(limits.iterations)
-        .with_node_limit(limits.nodes)
-        .with_time_limit(limits.time)
-        .with_scheduler(SimpleScheduler)
-        .run(rewrites.iter().copied());
+    let runner = saturate(loaded.egraph, &rewrites, &limits);
     let mut egraph = runner.egraph;
     let start_added = {
         let root = egraph.find(loaded.root);

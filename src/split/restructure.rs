@@ -187,7 +187,7 @@ pub fn split_module(m: &Module, plan: &[Range<usize>]) -> Result<Module, SplitEr
                 .collect();
             let name = format!("chunk{k}.{mode}");
             let chained = chain(m, &name, &parts, "hidden_states", "output_hidden_states")?;
-            chunks.push(super::tidy::tidy_chunk(m, &chained).0);
+            chunks.push(super::tidy::tidy_chunk(&chained).0);
         }
     }
     declare_all_states(m, &mut chunks)?;

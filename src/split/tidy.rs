@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 
-use crate::ir::{Function, Module, Op, Type, ValueDef, ValueId};
+use crate::ir::{Function, Op, Type, ValueDef, ValueId};
 use crate::opt::rewrite::{Copier, dce};
 
 /// What the pass removed from one function.
@@ -36,12 +36,12 @@ pub struct TidyStats {
 
 /// `f` with layer-boundary layout changes cancelled and repeated pure work shared (see the
 /// module docs).
-pub fn tidy_chunk(_m: &Module, f: &Function) -> (Function, TidyStats) {
+pub fn tidy_chunk(f: &Function) -> (Function, TidyStats) {
     let mut stats = TidyStats::default();
     let mut c = Copier::new(f, None);
     // Value numbering: (op, operands) → the first result values computing it.
     let mut seen: HashMap<(String, Vec<ValueId>), Vec<ValueId>> = HashMap::new();
-    for (id, node) in f.nodes.iter() {
+    for (_, node) in f.nodes.iter() {
         let mut op = node.op.clone();
         let mut operands: Vec<ValueId> = node.operands.iter().map(|&o| c.get(o)).collect();
         if node.results.len() == 1 {
@@ -68,7 +68,6 @@ pub fn tidy_chunk(_m: &Module, f: &Function) -> (Function, TidyStats) {
         if pure {
             seen.insert(key, new);
         }
-        let _ = id;
     }
     (dce(&c.finish(f)), stats)
 }
