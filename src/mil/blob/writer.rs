@@ -29,6 +29,21 @@ pub struct BlobWriter<W: Write + Seek> {
     hash: ContentHash,
 }
 
+/// Where the next blob of `n` elements of `dtype` goes in a file that currently ends at
+/// `end`: its metadata record (the record itself starts at `data_offset − RECORD_SIZE`, the
+/// first aligned offset at or after `end`). The one placement rule of the writer, also used
+/// by callers that hand blobs to a writer on another thread and need the offset at once.
+pub fn place(end: u64, dtype: BlobDType, n: u64) -> Result<BlobMetadata, BlobError> {
+    let size_in_bytes = dtype.payload_size(n).ok_or_else(|| BlobError::Payload("element count overflows".into()))?;
+    let meta_offset = align(end);
+    Ok(BlobMetadata {
+        dtype,
+        size_in_bytes,
+        data_offset: meta_offset + RECORD_SIZE,
+        padding_bits: dtype.padding_bits(n),
+    })
+}
+
 impl<W: Write + Seek> BlobWriter<W> {
     /// Starts a blob file at the beginning of `out` (a provisional header with count 0).
     pub fn new(mut out: W) -> Result<Self, BlobError> {
@@ -41,28 +56,23 @@ impl<W: Write + Seek> BlobWriter<W> {
     /// (`payload.len() == ceil(n · bits / 8)`), and returns the offset of its metadata record
     /// — the value a `BlobFileValue.offset` must hold.
     pub fn append(&mut self, dtype: BlobDType, n: u64, payload: &[u8]) -> Result<u64, BlobError> {
-        let expected = dtype.payload_size(n).ok_or_else(|| BlobError::Payload("element count overflows".into()))?;
-        if expected != payload.len() as u64 {
+        let meta = place(self.end, dtype, n)?;
+        if meta.size_in_bytes != payload.len() as u64 {
             return Err(BlobError::Payload(format!(
-                "{n} elements of {dtype:?} need {expected} bytes, got {}",
+                "{n} elements of {dtype:?} need {} bytes, got {}",
+                meta.size_in_bytes,
                 payload.len()
             )));
         }
-        let meta_offset = align(self.end);
+        let meta_offset = meta.data_offset - RECORD_SIZE;
         let gap = (meta_offset - self.end) as usize;
-        let meta = BlobMetadata {
-            dtype,
-            size_in_bytes: expected,
-            data_offset: meta_offset + RECORD_SIZE,
-            padding_bits: dtype.padding_bits(n),
-        };
         let zeros = [0u8; RECORD_SIZE as usize];
         let record = meta.encode();
         for chunk in [&zeros[..gap], &record[..], payload] {
             self.out.write_all(chunk)?;
             self.hash.update(chunk);
         }
-        self.end = meta.data_offset + expected;
+        self.end = meta.data_offset + meta.size_in_bytes;
         self.count = self.count.checked_add(1).ok_or_else(|| BlobError::Payload("too many blobs".into()))?;
         Ok(meta_offset)
     }

@@ -107,7 +107,7 @@ pub(crate) fn store_weights(
         };
         if let Some(payload) = direct {
             let code = blob_dtype(dtype).ok_or_else(|| fail(format!("{dtype:?} has no blob encoding")))?;
-            let stored = Stored::Blob { offset: sink.append(code, w.ty.numel() as u64, &payload)? };
+            let stored = Stored::Blob { offset: sink.append(code, w.ty.numel() as u64, payload)? };
             table.entries.insert(w.name.clone(), StoredWeight { ty: w.ty.clone(), dtype, stored });
             continue;
         }
@@ -120,7 +120,7 @@ pub(crate) fn store_weights(
         let stored = if goes_to_blob(dtype, numel) {
             let code = blob_dtype(dtype).ok_or_else(|| fail(format!("{dtype:?} has no blob encoding")))?;
             let payload = tensor_payload(&tensor, dtype).map_err(fail)?;
-            Stored::Blob { offset: sink.append(code, numel as u64, &payload)? }
+            Stored::Blob { offset: sink.append(code, numel as u64, payload)? }
         } else {
             Stored::Immediate(ConstTensor::new(dtype, w.ty.shape.clone(), tensor_elements(&tensor)).map_err(fail)?)
         };
