@@ -101,8 +101,22 @@ pub fn run_pass_with(m: &Module, pass: &Pass, only: Option<&[&str]>) -> Result<(
 }
 
 /// Runs one pass over a module with `opts`. `only` restricts an e-graph pass to the rules it
-/// names; a module transform has no rules, so `only` must be `None` for it.
+/// names; a module transform has no rules, so `only` must be `None` for it. The report
+/// carries the pass's wall time.
 pub fn run_pass_with_options(
+    m: &Module,
+    pass: &Pass,
+    opts: &OptOptions,
+    only: Option<&[&str]>,
+) -> Result<(Module, PassReport), OptError> {
+    let start = std::time::Instant::now();
+    let (module, mut report) = run_pass_untimed(m, pass, opts, only)?;
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok((module, report))
+}
+
+/// [`run_pass_with_options`] without the clock.
+fn run_pass_untimed(
     m: &Module,
     pass: &Pass,
     opts: &OptOptions,
@@ -118,7 +132,7 @@ pub fn run_pass_with_options(
             }
             let out = transform(m, opts).map_err(err)?;
             verify(&out.module)?;
-            let report = PassReport { pass: pass.name.to_string(), notes: out.notes, run: out.run };
+            let report = PassReport { pass: pass.name.to_string(), notes: out.notes, run: out.run, seconds: 0.0 };
             return Ok((out.module, report));
         }
     };
@@ -188,7 +202,7 @@ fn run_egraph(
     let module = fold::fold_weights(&module);
     verify(&module)?;
     let run = PassRun::EGraph { limits, functions: reports };
-    Ok((module, PassReport { pass: name.to_string(), notes, run }))
+    Ok((module, PassReport { pass: name.to_string(), notes, run, seconds: 0.0 }))
 }
 
 /// Runs the named pass with default options.

@@ -40,6 +40,9 @@ pub struct FunctionReport {
     pub cost_after: f64,
     /// Why the function was left unchanged, if it was.
     pub kept: Option<String>,
+    /// Wall time of this function's run (load, saturation, extraction, rebuild). Printed in
+    /// brackets, `[0.012 s]`: the only non-deterministic number of the line.
+    pub seconds: f64,
 }
 
 /// One palettized tensor of the `palettize` pass.
@@ -146,6 +149,9 @@ pub struct PassReport {
     /// Notes from the pass's IR-level steps (signature changes, fp16 range report, …).
     pub notes: Vec<String>,
     pub run: PassRun,
+    /// Wall time of the whole pass (IR step, every function, weight folding); functions run
+    /// in parallel, so it is less than the sum of theirs.
+    pub seconds: f64,
 }
 
 impl PassReport {
@@ -203,15 +209,20 @@ pub fn fmt_cost(c: f64) -> String {
 
 impl PassReport {
     fn fmt_egraph(&self, f: &mut fmt::Formatter<'_>, l: &Limits, functions: &[FunctionReport]) -> fmt::Result {
+        let largest = functions.iter().map(|r| r.enodes).max().unwrap_or(0);
+        let most = functions.iter().map(|r| r.iterations).max().unwrap_or(0);
         writeln!(
             f,
-            "pass {} (limits: {} iterations, {} e-nodes, {}s): cost {} → {}",
+            "pass {} (limits per function: {} iterations, {} e-nodes, {}s): cost {} → {}; \
+             {} functions, largest e-graph {largest} e-nodes, most iterations {most}, [{:.2} s]",
             self.pass,
             l.iterations,
             l.nodes,
             l.time.as_secs_f64(),
             fmt_cost(self.cost_before()),
-            fmt_cost(self.cost_after())
+            fmt_cost(self.cost_after()),
+            functions.len(),
+            self.seconds
         )?;
         for note in &self.notes {
             writeln!(f, "  note: {note}")?;
@@ -231,7 +242,7 @@ impl PassReport {
             if let Some(k) = &r.kept {
                 write!(f, " (kept original: {k})")?;
             }
-            writeln!(f)?;
+            writeln!(f, " [{:.3} s]", r.seconds)?;
             if !r.fired.is_empty() {
                 let items: Vec<String> = r.fired.iter().map(|(n, c)| format!("{n} ×{c}")).collect();
                 writeln!(f, "    fired: {}", items.join(", "))?;

@@ -48,6 +48,7 @@ fn unchanged(f: &Function, why: String, cost: f64) -> FunctionReport {
         cost_before: cost,
         cost_after: cost,
         kept: Some(why),
+        seconds: 0.0,
     }
 }
 
@@ -117,6 +118,20 @@ pub fn run_function(
     limits: &Limits,
     baseline: Option<f64>,
 ) -> Result<(Function, FunctionReport), String> {
+    let start = std::time::Instant::now();
+    let (new, mut report) = optimise_function(m, f, rules, limits, baseline)?;
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok((new, report))
+}
+
+/// [`run_function`] without the clock.
+fn optimise_function(
+    m: &Module,
+    f: &Function,
+    rules: &[&Rewrite<Tnode, TypeAnalysis>],
+    limits: &Limits,
+    baseline: Option<f64>,
+) -> Result<(Function, FunctionReport), String> {
     if let Err(why) = can_bridge(f) {
         return Ok((f.clone(), unchanged(f, why, 0.0)));
     }
@@ -139,6 +154,7 @@ pub fn run_function(
         cost_before: baseline,
         cost_after: before.cost,
         kept: None,
+        seconds: 0.0,
     };
     let loaded = Loaded { egraph: runner.egraph, root, names, n_outputs };
     let worse = |cost: f64, than: f64| cost > than * (1.0 + 1e-9);
