@@ -101,8 +101,14 @@ pub fn main() -> i32 {
         Command::Inspect(args) => inspect_command::inspect(args),
         Command::Synth(args) => synth_command::synth(args),
         Command::GgufExport(args) => synth_command::gguf_export(args),
-        Command::Emit(args) => emit_command::emit(args),
-        Command::Convert(args) => convert_command::run_convert(args),
+        Command::Emit(args) => {
+            crate::util::reuse_large_allocations();
+            emit_command::emit(args)
+        }
+        Command::Convert(args) => {
+            crate::util::reuse_large_allocations();
+            convert_command::run_convert(args)
+        }
         Command::Compile(args) => compile_command::compile(args),
     };
     match result {

@@ -132,21 +132,8 @@ fn open_session(args: &RunArgs) -> Result<(Session, PathBuf, Vec<u32>), CliError
     Ok((session, dir, eos))
 }
 
-/// Keeps freed large buffers in the heap (glibc) instead of returning each one to the
-/// kernel: every call allocates tensors of the same sizes again (the KV-state copy is
-/// 33 MB on a 1B model), and a fresh mapping costs a page fault and a zeroed page per 4 KB.
-fn reuse_large_allocations() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator thresholds; called before the worker threads
-    // allocate anything large.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-    }
-}
-
 pub fn run(args: RunArgs) -> Result<(), CliError> {
-    reuse_large_allocations();
+    crate::util::reuse_large_allocations();
     let (mut session, dir, eos) = open_session(&args)?;
     if let Some(text) = &args.prompt {
         return chat(&mut session, &dir, &eos, text, &args);
