@@ -49,6 +49,8 @@ enum Slot {
 /// One state input of the call: the caller's tensor and the current content.
 struct StateBinding {
     name: String,
+    /// The state input's value index.
+    value: usize,
     original: Arc<Tensor>,
     current: Arc<Tensor>,
 }
@@ -64,8 +66,8 @@ enum StepKind {
     LutOfWeights {
         key: String,
     },
-    /// `slice_update`: the state bindings (by index) whose next access after this op is a
-    /// `write_state` (their current content may be updated in place).
+    /// `slice_update`: the state inputs (by value index) whose next access after this op
+    /// is a `write_state` (their current content may be updated in place).
     SliceUpdate {
         write_next: Vec<usize>,
     },
@@ -254,16 +256,16 @@ fn weight_operands(before: &[&Node], node: &Node) -> Option<String> {
     Some(format!("weights:{}", names.join("|")))
 }
 
-/// The state bindings (indices into `state_values`, the state inputs in declaration order)
-/// whose next access among `after` is a `write_state`.
+/// The state inputs (value indices among `state_values`) whose next access among `after`
+/// is a `write_state`.
 fn write_next(after: &[&Node], state_values: &[usize]) -> Vec<usize> {
     let mut out = Vec::new();
-    for (k, &value) in state_values.iter().enumerate() {
+    for &value in state_values {
         let next = after.iter().find(|n| {
             matches!(n.op, Op::ReadState | Op::WriteState) && n.operands.first().map(|o| o.index()) == Some(value)
         });
         if next.is_some_and(|n| matches!(n.op, Op::WriteState)) {
-            out.push(k);
+            out.push(value);
         }
     }
     out

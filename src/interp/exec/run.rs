@@ -82,7 +82,12 @@ impl ExecPlan {
             let slot = if input.ty.is_state() {
                 // Present: checked above.
                 let Some(t) = states.remove(&input.name).map(Arc::new) else { continue };
-                bindings.push(StateBinding { name: input.name.clone(), original: t.clone(), current: t });
+                bindings.push(StateBinding {
+                    name: input.name.clone(),
+                    value: input.value,
+                    original: t.clone(),
+                    current: t,
+                });
                 Slot::State(bindings.len() - 1)
             } else {
                 let Some(t) = inputs.get(&input.name) else { continue };
@@ -116,9 +121,13 @@ impl ExecPlan {
         for (index, ((_, node), step)) in f.nodes.iter().zip(&self.steps).enumerate() {
             let fail = |message: String| op_error(f, index, node, message);
             let mut args = Vec::with_capacity(step.operands.len());
-            for &o in &step.operands {
-                // Defined: checked at compile time, and values live until their last use.
-                let slot = env[o].clone().ok_or_else(|| fail("internal: an operand was released early".into()))?;
+            for (&o, id) in step.operands.iter().zip(&node.operands) {
+                // Defined at compile time and kept until its last use; only an input bound
+                // twice under one name can be missing here.
+                let slot = env[o].clone().ok_or_else(|| {
+                    let name = f.values.try_get(*id).map_or("?", |v| v.name.as_str());
+                    fail(format!("operand %{name} is not defined before this op"))
+                })?;
                 args.push(slot);
             }
             // Release operands at their last use (so `slice_update` may own its destination).
@@ -225,12 +234,12 @@ fn observe(obs: &dyn OpObserver, module: &Module, f: &Function, node: &Node, arg
 /// the cache once per call instead of once per layer.
 fn release_state_copy(args: &[Slot], bindings: &mut [StateBinding], write_next: &[usize]) {
     let Some(Slot::Tensor(x)) = args.first() else { return };
-    let Some(k) = bindings.iter().position(|b| Arc::ptr_eq(&b.current, x) && !Arc::ptr_eq(&b.original, x)) else {
+    let Some(b) = bindings.iter_mut().find(|b| Arc::ptr_eq(&b.current, x) && !Arc::ptr_eq(&b.original, x)) else {
         return;
     };
-    if write_next.contains(&k) {
+    if write_next.contains(&b.value) {
         // Never read: the next access to this state overwrites it.
-        bindings[k].current = bindings[k].original.clone();
+        b.current = b.original.clone();
     }
 }
 
