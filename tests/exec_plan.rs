@@ -272,3 +272,60 @@ fn a_session_compiles_each_function_once_and_reuses_buffers() {
     assert!(s.pool_stats().hits > after_first.hits);
     assert!(s.generate_greedy(&[2], 5).is_err(), "positions 0..4 exceed the context of 4");
 }
+
+/// The state is updated twice before it is written, the old content is read again after
+/// the first update (so that update must not happen in place), and a `gather` between the
+/// updates and the write can fail.
+const TWO_UPDATES: &str = "module @t {
+  func @f(%cache: state<fp32[3, 2]>, %x: fp32[1, 2], %pos: int32[2], %i: int32[1]) -> (old: fp32[1, 2], new: fp32[3, 2]) {
+    %c = read_state(%cache) : fp32[3, 2]
+    %c2 = slice_update(%c, %x, %pos) : fp32[3, 2]
+    %old = slice(%c) {begin = [0, 0], end = [1, 2]} : fp32[1, 2]
+    %x2 = add(%x, %x) : fp32[1, 2]
+    %c3 = slice_update(%c2, %x2, %pos) : fp32[3, 2]
+    %t = const [1.0, 2.0] : fp32[2]
+    %check = gather(%t, %i) {axis = 0} : fp32[1]
+    write_state(%cache, %c3)
+    %new = read_state(%cache) : fp32[3, 2]
+    return %old, %new
+  }
+}";
+
+#[test]
+fn in_place_state_updates_keep_old_readers_and_roll_back() {
+    let m = module(TWO_UPDATES);
+    let weights = WeightCache::new(&m, Arc::new(Source::new()));
+    let mut plan = ExecPlan::compile(&m, "f").unwrap();
+    let mut pool = BufferPool::new();
+    let given = |row: i64, x: f32, i: i64| {
+        HashMap::from([
+            ("x".to_string(), Tensor::f32(&[1, 2], vec![x, -x]).unwrap()),
+            ("pos".to_string(), Tensor::i32(&[2], vec![row, 0]).unwrap()),
+            ("i".to_string(), Tensor::i32(&[1], vec![i]).unwrap()),
+        ])
+    };
+    let start = Tensor::f32(&[3, 2], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+    let mut states = HashMap::from([("cache".to_string(), start.clone())]);
+    let r = plan.run(&m, &given(0, 7.0, 0), &mut states, &weights, None, &mut pool).unwrap();
+    assert_eq!(r["old"].to_f32_vec(), vec![1.0, 2.0], "the old content, read after the update");
+    assert_eq!(r["new"].to_f32_vec(), vec![14.0, -14.0, 3.0, 4.0, 5.0, 6.0]);
+    assert_eq!(states["cache"], r["new"]);
+
+    // Fails after both updates, before the write: the state is exactly as before the call.
+    let before = states.clone();
+    let err = plan.run(&m, &given(2, 9.0, 5), &mut states, &weights, None, &mut pool).unwrap_err();
+    assert!(matches!(err, InterpError::Op { op: "gather", .. }), "{err}");
+    assert_eq!(states, before);
+    // A bad update (out of range) fails without touching the state either.
+    let err = plan.run(&m, &given(3, 9.0, 0), &mut states, &weights, None, &mut pool).unwrap_err();
+    assert!(matches!(err, InterpError::Op { op: "slice_update", .. }), "{err}");
+    assert_eq!(states, before);
+
+    // Then a good call: the same as evaluate on the same state.
+    let mut by_eval = states.clone();
+    let got = plan.run(&m, &given(2, 0.5, 1), &mut states, &weights, None, &mut pool).unwrap();
+    let want = evaluate(&m, "f", &given(2, 0.5, 1), &mut by_eval, &weights).unwrap();
+    assert_eq!(all_bits(&got), all_bits(&want));
+    assert_eq!(states, by_eval);
+    assert_eq!(states["cache"].to_f32_vec(), vec![14.0, -14.0, 3.0, 4.0, 1.0, -1.0]);
+}

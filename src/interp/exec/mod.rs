@@ -24,6 +24,7 @@
 mod ops;
 pub mod pool;
 mod run;
+mod state;
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ use super::packed::PackedWeight;
 use super::tensor::Tensor;
 pub use pool::{BufferPool, PoolStats};
 pub(crate) use run::check_inputs;
+use state::StateBinding;
 
 /// What a value is bound to during a call.
 #[derive(Clone)]
@@ -44,15 +46,6 @@ enum Slot {
     State(usize),
     /// A weight (or `lut_to_dense` of one) kept in its stored encoding.
     Packed(Arc<PackedWeight>),
-}
-
-/// One state input of the call: the caller's tensor and the current content.
-struct StateBinding {
-    name: String,
-    /// The state input's value index.
-    value: usize,
-    original: Arc<Tensor>,
-    current: Arc<Tensor>,
 }
 
 /// How a step runs, beyond applying its op.

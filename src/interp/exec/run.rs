@@ -12,7 +12,8 @@ use super::super::eval::OpObserver;
 use super::super::tensor::Tensor;
 use super::ops::{ExecError, derived_lut, execute, weight_slot};
 use super::pool::BufferPool;
-use super::{ExecPlan, Slot, StateBinding, StepKind, op_error};
+use super::state::{StateBinding, release_state_copy, update_original};
+use super::{ExecPlan, Slot, StepKind, op_error};
 
 /// Checks every binding of a call of `f` against its declared input, before anything runs:
 /// each tensor input and state must be present with exactly its declared type, and no
@@ -82,12 +83,7 @@ impl ExecPlan {
             let slot = if input.ty.is_state() {
                 // Present: checked above.
                 let Some(t) = states.remove(&input.name).map(Arc::new) else { continue };
-                bindings.push(StateBinding {
-                    name: input.name.clone(),
-                    value: input.value,
-                    original: t.clone(),
-                    current: t,
-                });
+                bindings.push(StateBinding::new(input.name.clone(), input.value, t));
                 Slot::State(bindings.len() - 1)
             } else {
                 let Some(t) = inputs.get(&input.name) else { continue };
@@ -99,10 +95,8 @@ impl ExecPlan {
         let result = self.run_body(module, f, env, &mut bindings, weights, observer, pool);
         let ok = result.is_ok();
         for b in bindings {
-            let (keep, drop) = if ok { (b.current, b.original) } else { (b.original, b.current) };
-            // `drop` may be the same tensor as `keep` (a state never written).
-            drop_unless_same(drop, &keep, pool);
-            states.insert(b.name, Arc::try_unwrap(keep).unwrap_or_else(|shared| (*shared).clone()));
+            let name = b.name.clone();
+            states.insert(name, b.finish(ok, pool));
         }
         result
     }
@@ -157,7 +151,11 @@ impl ExecPlan {
                     }),
                     (None, None) => execute(&node.op, args, bindings, pool),
                 },
-                _ => execute(&node.op, args, bindings, pool),
+                StepKind::SliceUpdate { write_next } => match update_original(&mut args, bindings, write_next) {
+                    Some(result) => result.map(|slot| vec![slot]).map_err(ExecError::Op),
+                    None => execute(&node.op, args, bindings, pool),
+                },
+                StepKind::Other => execute(&node.op, args, bindings, pool),
             }
             .map_err(|e| match e {
                 ExecError::Op(message) => fail(message),
@@ -208,13 +206,6 @@ fn copy_into_pool(t: &Tensor, pool: &mut BufferPool) -> Tensor {
     }
 }
 
-/// Returns `t` to the pool unless it is the very tensor `keep`.
-fn drop_unless_same(t: Arc<Tensor>, keep: &Arc<Tensor>, pool: &mut BufferPool) {
-    if !Arc::ptr_eq(&t, keep) {
-        pool.recycle(t);
-    }
-}
-
 fn observe(obs: &dyn OpObserver, module: &Module, f: &Function, node: &Node, args: &[Slot]) {
     let operands: Vec<Option<&Tensor>> = args
         .iter()
@@ -224,23 +215,6 @@ fn observe(obs: &dyn OpObserver, module: &Module, f: &Function, node: &Node, arg
         })
         .collect();
     obs.before(module, f, node, &operands);
-}
-
-/// Lets `slice_update` update a state's current tensor in place instead of copying it: when
-/// its destination is the current content of a state binding (and not the call's original,
-/// which a failing call restores), and the next access to that state is a `write_state`
-/// (`write_next`, computed at compile time: nothing reads the old content again), the
-/// binding lets go of it. The KV-cache pattern read → slice_update → write_state then copies
-/// the cache once per call instead of once per layer.
-fn release_state_copy(args: &[Slot], bindings: &mut [StateBinding], write_next: &[usize]) {
-    let Some(Slot::Tensor(x)) = args.first() else { return };
-    let Some(b) = bindings.iter_mut().find(|b| Arc::ptr_eq(&b.current, x) && !Arc::ptr_eq(&b.original, x)) else {
-        return;
-    };
-    if write_next.contains(&b.value) {
-        // Never read: the next access to this state overwrites it.
-        b.current = b.original.clone();
-    }
 }
 
 fn collect_outputs(
