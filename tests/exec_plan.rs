@@ -329,3 +329,24 @@ fn in_place_state_updates_keep_old_readers_and_roll_back() {
     assert_eq!(states, by_eval);
     assert_eq!(states["cache"].to_f32_vec(), vec![14.0, -14.0, 3.0, 4.0, 1.0, -1.0]);
 }
+
+#[test]
+fn a_state_updated_then_written_keeps_its_buffer() {
+    // In STEP the cache is read, updated at one row and written back: the update happens in
+    // place on the caller's tensor (no copy of the cache), on success and after a rollback.
+    let m = module(STEP);
+    let weights = cache(&m);
+    let mut plan = ExecPlan::compile(&m, "f").unwrap();
+    let mut pool = BufferPool::new();
+    let mut states = fresh_states();
+    let buffer = |s: &HashMap<String, Tensor>| s["cache"].as_f32().unwrap().as_ptr();
+    let at_start = buffer(&states);
+    for step in 0..3 {
+        plan.run(&m, &inputs(step, 0), &mut states, &weights, None, &mut pool).unwrap();
+        assert_eq!(buffer(&states), at_start, "step {step}");
+    }
+    let before = states.clone();
+    plan.run(&m, &inputs(3, 9), &mut states, &weights, None, &mut pool).unwrap_err();
+    assert_eq!(states, before);
+    assert_eq!(buffer(&states), at_start, "rolled back in place");
+}

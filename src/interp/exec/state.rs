@@ -33,18 +33,17 @@ impl StateBinding {
     /// `pool`.
     pub fn finish(self, ok: bool, pool: &mut BufferPool) -> Tensor {
         let StateBinding { original, current, undo, .. } = self;
-        if ok {
-            if !Arc::ptr_eq(&original, &current) {
-                pool.recycle(original);
-            }
-            return Arc::try_unwrap(current).unwrap_or_else(|shared| (*shared).clone());
-        }
-        if !Arc::ptr_eq(&original, &current) {
-            pool.recycle(current);
+        // Let go of the other handle first, so that the kept one is unique (no copy).
+        let (keep, other) = if ok { (current, original) } else { (original, current) };
+        if Arc::ptr_eq(&keep, &other) {
+            drop(other);
         } else {
-            drop(current);
+            pool.recycle(other);
         }
-        let mut t = Arc::try_unwrap(original).unwrap_or_else(|shared| (*shared).clone());
+        if ok {
+            return Arc::try_unwrap(keep).unwrap_or_else(|shared| (*shared).clone());
+        }
+        let mut t = Arc::try_unwrap(keep).unwrap_or_else(|shared| (*shared).clone());
         for (old, begin) in undo.iter().rev() {
             // Cannot fail: the same box was written before, in the same tensor.
             let _ = slice_update_in_place(&mut t, old, begin);
