@@ -143,13 +143,15 @@ impl ExecPlan {
                         vec![slot]
                     }),
                 },
-                StepKind::LutOfWeights { key } => match (&self.resolved[index], derived_lut(&args, weights, key)) {
-                    (Some(slot), _) => Ok(vec![slot.clone()]),
-                    (None, Some(made)) => made.map(|slot| {
-                        self.resolved[index] = Some(slot.clone());
-                        vec![slot]
-                    }),
-                    (None, None) => execute(&node.op, args, bindings, pool),
+                StepKind::LutOfWeights { key } => match &self.resolved[index] {
+                    Some(slot) => Ok(vec![slot.clone()]),
+                    None => match derived_lut(&args, weights, key) {
+                        Some(made) => made.map(|slot| {
+                            self.resolved[index] = Some(slot.clone());
+                            vec![slot]
+                        }),
+                        None => execute(&node.op, args, bindings, pool),
+                    },
                 },
                 StepKind::SliceUpdate { write_next } => match update_original(&mut args, bindings, write_next) {
                     Some(result) => result.map(|slot| vec![slot]).map_err(ExecError::Op),
