@@ -7,8 +7,11 @@
 //! result is then built once per weight cache), and for each `slice_update` the states whose
 //! next access is a `write_state` (so the update may happen in place). Weight operands are
 //! resolved on the first call and kept for later calls with the same [`WeightCache`].
-//! Intermediate tensors are drawn from, and returned at their last use to, a [`BufferPool`]
-//! the caller keeps across calls.
+//! Every intermediate tensor nothing else holds goes back, at its last use, to a
+//! [`BufferPool`] the caller keeps across calls; the hot ops (pointwise `conv` on a packed
+//! weight, float elementwise ops, `slice_update` copies, input copies) write their results
+//! into buffers drawn from it (`ops.rs`). A state's own content is updated in place with
+//! an undo list instead of being copied (`state.rs`).
 //!
 //! Why every kernel still sees its typing rule hold (the invariant of `eval.rs`): the IR is
 //! statically typed, so each value has one declared type. Every call checks each input (and
