@@ -122,6 +122,17 @@ pub fn is_pointwise(weight_shape: &[usize], attrs: &ConvAttrs<'_>) -> bool {
 /// `out[n, o, p, q] = dot(x[n, :, p, q], w[o]) + b[o]` (0 without a bias) in the order of
 /// [`super::dot`], rounded to `x`'s dtype.
 pub fn conv_pointwise(x: &Tensor, w: &MatrixRows<'_>, bias: Option<&Tensor>) -> OpResult {
+    conv_pointwise_into(x, w, bias, |n| vec![0.0; n])
+}
+
+/// [`conv_pointwise`] writing into the buffer `alloc(n)` returns (`n` elements, any
+/// contents: [`project`] writes every one of them).
+pub fn conv_pointwise_into(
+    x: &Tensor,
+    w: &MatrixRows<'_>,
+    bias: Option<&Tensor>,
+    alloc: impl FnOnce(usize) -> Vec<f32>,
+) -> OpResult {
     let xa = floats(x)?;
     let &[nb, c, h, wd] = xa.shape() else {
         return Err(format!("x must be rank 4, got {}", x.tensor_type()));
@@ -135,7 +146,7 @@ pub fn conv_pointwise(x: &Tensor, w: &MatrixRows<'_>, bias: Option<&Tensor>) -> 
         return Err(format!("bias does not match {o} output channels"));
     }
     let xs = xa.as_standard_layout();
-    let mut out = vec![0.0f32; nb * o * p];
+    let mut out = alloc(nb * o * p);
     // Activation rows `[P, C]` per batch item (the input as is when P = 1).
     let mut rows = Vec::new();
     for (n, item) in xs.axis_iter(Axis(0)).enumerate() {

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use crate::ir::{Module, TensorType, Type, verify_module};
 use crate::weights::{TensorSource, WeightCache};
 
-use super::eval::{OpObserver, evaluate_observed};
+use super::eval::OpObserver;
+use super::exec::{BufferPool, ExecPlan, PoolStats, check_inputs};
 use super::{InterpError, Tensor};
 use feed::Feed;
 use plan::Plan;
@@ -38,6 +39,10 @@ pub struct Session {
     /// each block (as f32), for layer-by-layer precision studies.
     trace: Option<Vec<Vec<Vec<f32>>>>,
     observer: Option<Arc<dyn OpObserver>>,
+    /// The compiled plan of every function run so far, by name.
+    compiled: HashMap<String, ExecPlan>,
+    /// Buffers of released intermediates, shared by every function's calls.
+    pool: BufferPool,
 }
 
 fn positive_attr(module: &Module, key: &str) -> Result<usize, InterpError> {
@@ -107,7 +112,20 @@ impl Session {
                 Ok((n.clone(), zeros))
             })
             .collect::<Result<_, InterpError>>()?;
-        Ok(Session { module, weights, plan, state_types, states, context, batch, vocab, trace: None, observer: None })
+        Ok(Session {
+            module,
+            weights,
+            plan,
+            state_types,
+            states,
+            context,
+            batch,
+            vocab,
+            trace: None,
+            observer: None,
+            compiled: HashMap::new(),
+            pool: BufferPool::new(),
+        })
     }
 
     pub fn module(&self) -> &Module {
@@ -172,13 +190,29 @@ impl Session {
         }
     }
 
+    /// Runs `func` through its compiled plan (compiled on first use; bad bindings are
+    /// reported before typing errors of the body, as [`super::evaluate`] does).
+    fn call(&mut self, func: &str, inputs: &HashMap<String, Tensor>) -> Result<HashMap<String, Tensor>, InterpError> {
+        if !self.compiled.contains_key(func) {
+            let f = self.module.function(func).ok_or_else(|| InterpError::UnknownFunction { func: func.into() })?;
+            check_inputs(f, inputs, &self.states)?;
+            self.compiled.insert(func.to_string(), ExecPlan::compile(&self.module, func)?);
+        }
+        let plan = self.compiled.get_mut(func).ok_or_else(|| InterpError::UnknownFunction { func: func.into() })?;
+        plan.run(&self.module, inputs, &mut self.states, &self.weights, self.observer.as_deref(), &mut self.pool)
+    }
+
+    /// Reuse counters of the session's buffer pool (see [`BufferPool`]).
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+
     /// Runs `func` on the protocol inputs of `feed`; returns its single hidden-state output
     /// (`output_hidden_states`, `hidden_states` or `logits`, or its only output).
     fn run(&mut self, func: &str, feed: &Feed<'_>, want: &[&str]) -> Result<Tensor, InterpError> {
         let f = self.module.function(func).ok_or_else(|| InterpError::UnknownFunction { func: func.into() })?;
         let inputs = feed::inputs(f, feed)?;
-        let mut outputs =
-            evaluate_observed(&self.module, func, &inputs, &mut self.states, &self.weights, self.observer.as_deref())?;
+        let mut outputs = self.call(func, &inputs)?;
         let only = if outputs.len() == 1 { outputs.drain().next().map(|(_, t)| t) } else { None };
         if let Some(t) = only {
             return Ok(t);
@@ -193,8 +227,7 @@ impl Session {
         let f = self.module.function(func).ok_or_else(|| InterpError::UnknownFunction { func: func.into() })?;
         let names: Vec<String> = f.outputs.iter().map(|o| o.name.clone()).collect();
         let inputs = feed::inputs(f, feed)?;
-        let mut outputs =
-            evaluate_observed(&self.module, func, &inputs, &mut self.states, &self.weights, self.observer.as_deref())?;
+        let mut outputs = self.call(func, &inputs)?;
         names
             .iter()
             .map(|n| outputs.remove(n).ok_or_else(|| InterpError::Driver(format!("@{func} did not return {n}"))))

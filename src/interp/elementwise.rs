@@ -7,14 +7,14 @@
 //! `maximum`/`minimum`. Integers: `int32`/`int64` arithmetic wraps, division truncates toward
 //! zero, and an integer divisor of 0 is a run-time error.
 
-use ndarray::{ArrayD, IxDyn, Zip};
+use ndarray::{ArrayD, ArrayViewMutD, IxDyn, Zip};
 
 use crate::ir::typing::broadcast_shapes;
 use crate::ir::{GeluMode, Op};
 
 use super::erf::std_normal_cdf;
 use super::kernel::{OpResult, Pair, float_result, floats, int_result, pair};
-use super::tensor::{Data, Tensor, round_f64};
+use super::tensor::{Data, Tensor, round_f64, round_slice};
 
 fn zip_broadcast<T: Copy, U>(
     a: &ArrayD<T>,
@@ -121,4 +121,74 @@ pub fn unary(op: &Op, x: &Tensor) -> OpResult {
         other => return Err(format!("`{}` is not a unary elementwise op", other.name())),
     };
     float_result(dtype, a.mapv(|v| round_f64(dtype, f(f64::from(v)))))
+}
+
+/// `out = f(a, b)` elementwise over `shape` (`out` row-major of that shape).
+fn zip_into(out: &mut [f32], a: &ArrayD<f32>, b: &ArrayD<f32>, shape: &[usize], f: impl Fn(f32, f32) -> f32) -> bool {
+    let (Some(av), Some(bv)) = (a.broadcast(IxDyn(shape)), b.broadcast(IxDyn(shape))) else { return false };
+    let Ok(o) = ArrayViewMutD::from_shape(IxDyn(shape), out) else { return false };
+    Zip::from(o).and(&av).and(&bv).for_each(|o, &x, &y| *o = f(x, y));
+    true
+}
+
+/// [`binary`] on float operands, writing into the buffer `alloc(n)` returns (`n` elements,
+/// any contents; all are written). The same values as [`binary`]: each element is the same
+/// f32 operation, then rounded to the dtype. Operands that are not both in standard layout
+/// (or not float) go through [`binary`], so the result's memory layout is also the same
+/// (standard) as `binary` gives for standard operands.
+pub fn binary_into(op: &Op, a: &Tensor, b: &Tensor, alloc: impl FnOnce(usize) -> Vec<f32>) -> OpResult {
+    let (Data::Float(x), Data::Float(y)) = (a.data(), b.data()) else { return binary(op, a, b) };
+    if !x.is_standard_layout() || !y.is_standard_layout() {
+        return binary(op, a, b);
+    }
+    let Some(shape) = broadcast_shapes(a.shape(), b.shape()) else { return binary(op, a, b) };
+    let mut out = alloc(shape.iter().product());
+    let done = match op {
+        Op::Add => zip_into(&mut out, x, y, &shape, |p, q| p + q),
+        Op::Sub => zip_into(&mut out, x, y, &shape, |p, q| p - q),
+        Op::Mul => zip_into(&mut out, x, y, &shape, |p, q| p * q),
+        Op::Div => zip_into(&mut out, x, y, &shape, |p, q| p / q),
+        Op::Pow => zip_into(&mut out, x, y, &shape, |p, q| f64::from(p).powf(f64::from(q)) as f32),
+        Op::Maximum => zip_into(&mut out, x, y, &shape, nan_max),
+        Op::Minimum => zip_into(&mut out, x, y, &shape, nan_min),
+        _ => false,
+    };
+    if !done {
+        return binary(op, a, b);
+    }
+    let dtype = a.dtype();
+    round_slice(dtype, &mut out);
+    let out = ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| e.to_string())?;
+    Ok(Tensor::from_parts(dtype, Data::Float(out)))
+}
+
+/// [`unary`] on a float operand in standard layout, writing into the buffer `alloc(n)`
+/// returns (all `n` elements are written); the same values as [`unary`] (the same
+/// per-element formula and rounding). Anything else goes through [`unary`].
+pub fn unary_into(op: &Op, x: &Tensor, alloc: impl FnOnce(usize) -> Vec<f32>) -> OpResult {
+    let dtype = x.dtype();
+    let Some(src) = x.as_f32().filter(|a| a.is_standard_layout()).and_then(|a| a.as_slice()) else {
+        return unary(op, x);
+    };
+    let f: fn(f64) -> f64 = match op {
+        Op::Neg => |v| v,
+        Op::Sqrt => f64::sqrt,
+        Op::Rsqrt => |v| 1.0 / v.sqrt(),
+        Op::Exp => f64::exp,
+        Op::Sigmoid => sigmoid,
+        Op::Silu => |v| v * sigmoid(v),
+        Op::Gelu { mode: GeluMode::Exact } => |v| gelu(GeluMode::Exact, v),
+        Op::Gelu { mode: GeluMode::Tanh } => |v| gelu(GeluMode::Tanh, v),
+        _ => return unary(op, x),
+    };
+    let mut out = alloc(src.len());
+    if let Op::Neg = op {
+        // Exact: flips the sign bit (also of nan and zero).
+        out.iter_mut().zip(src).for_each(|(o, &v)| *o = -v);
+    } else {
+        out.iter_mut().zip(src).for_each(|(o, &v)| *o = round_f64(dtype, f(f64::from(v))));
+    }
+    round_slice(dtype, &mut out);
+    let out = ArrayD::from_shape_vec(IxDyn(x.shape()), out).map_err(|e| e.to_string())?;
+    Ok(Tensor::from_parts(dtype, Data::Float(out)))
 }

@@ -32,6 +32,32 @@ pub fn gather(x: &Tensor, indices: &Tensor, axis: i64) -> OpResult {
 /// Takes `x` by `Arc` so that a uniquely held destination (e.g. a KV cache read for its last
 /// use) is updated in place instead of copied.
 pub fn slice_update(x: Arc<Tensor>, u: &Tensor, begin: &Tensor) -> OpResult {
+    let starts = update_box(&x, u, begin)?;
+    let mut out = Arc::try_unwrap(x).unwrap_or_else(|shared| (*shared).clone());
+    write_box(&mut out, u, &starts)?;
+    Ok(out)
+}
+
+/// [`slice_update`] on an owned destination, in place; returns what the box held before (a
+/// tensor shaped like `u`), so that `slice_update_in_place(x, &old, begin)` undoes it. On
+/// error `x` is unchanged.
+pub fn slice_update_in_place(x: &mut Tensor, u: &Tensor, begin: &Tensor) -> OpResult {
+    let starts = update_box(x, u, begin)?;
+    let boxed = |ax: ndarray::AxisDescription| {
+        let k = ax.axis.index();
+        Slice::from(starts[k]..starts[k] + u.shape()[k])
+    };
+    let old = match x.data() {
+        Data::Float(a) => Data::Float(a.slice_each_axis(boxed).to_owned()),
+        Data::Int(a) => Data::Int(a.slice_each_axis(boxed).to_owned()),
+    };
+    write_box(x, u, &starts)?;
+    Ok(Tensor::from_parts(x.dtype(), old))
+}
+
+/// The start on every axis of the box `slice_update(x, u, begin)` writes, after checking
+/// that `u` fits `x` there.
+fn update_box(x: &Tensor, u: &Tensor, begin: &Tensor) -> OpResult<Vec<usize>> {
     let b = ints(begin)?;
     let rank = x.shape().len();
     if b.len() != rank || u.shape().len() != rank || u.dtype() != x.dtype() {
@@ -54,17 +80,21 @@ pub fn slice_update(x: Arc<Tensor>, u: &Tensor, begin: &Tensor) -> OpResult {
             }
         }
     }
+    Ok(starts)
+}
+
+/// Copies `u` into the box of `x` at `starts` (checked by [`update_box`]).
+fn write_box(x: &mut Tensor, u: &Tensor, starts: &[usize]) -> OpResult<()> {
     let boxed = |ax: ndarray::AxisDescription| {
         let k = ax.axis.index();
         Slice::from(starts[k]..starts[k] + u.shape()[k])
     };
-    let mut out = Arc::try_unwrap(x).unwrap_or_else(|shared| (*shared).clone());
-    match (out.data_mut(), u.data()) {
+    match (x.data_mut(), u.data()) {
         (Data::Float(dst), Data::Float(src)) => dst.slice_each_axis_mut(boxed).assign(src),
         (Data::Int(dst), Data::Int(src)) => dst.slice_each_axis_mut(boxed).assign(src),
         _ => return Err(format!("update {} does not match the destination's kind", u.tensor_type())),
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `lut_to_dense(indices, lut)`: `out[i, …] = lut[i / (d0 / G), indices[i, …]]`, copied exactly.

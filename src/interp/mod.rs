@@ -4,6 +4,8 @@
 //!
 //! - [`tensor`]: [`Tensor`], the run-time value, and dtype rounding.
 //! - [`evaluate`]: runs one function (inputs and states bound by name).
+//! - [`exec`]: [`ExecPlan`], a function compiled once (ops resolved, typing checked, last
+//!   uses known) and run many times on buffers reused through a [`BufferPool`].
 //! - [`driver`]: [`Session`], the ANEMLL driving protocol of `docs/module-conventions.md`
 //!   (prefill, decode, teacher forcing, greedy generation).
 //! - one file per op family: `elementwise`, `reduce`, `norm`, `linalg`, `conv`, `shape`,
@@ -22,6 +24,7 @@ mod elementwise;
 pub mod erf;
 mod error;
 mod eval;
+pub mod exec;
 mod index;
 mod kernel;
 mod linalg;
@@ -37,6 +40,7 @@ pub mod tensor;
 pub use driver::Session;
 pub use error::InterpError;
 pub use eval::{OpObserver, evaluate, evaluate_observed};
+pub use exec::{BufferPool, ExecPlan, PoolStats};
 /// The weight-product kernel and its weight view, public only so that `bench/gemm-compare`
 /// (a separate crate, issue #16) can time the exact code `run` uses against the `gemm`
 /// crate; nothing else in the crate's API depends on them.

@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::interp::Tensor;
@@ -17,6 +18,8 @@ use super::{StoredKind, StoredTensor, TensorSource, WeightError, materialize};
 /// map sits behind a `Mutex`, and materialisation runs outside the lock, so at worst two
 /// threads racing on one weight both compute it and one result is kept.
 pub struct WeightCache {
+    /// Distinct per cache built in this process (see [`WeightCache::id`]).
+    id: u64,
     declared: HashMap<String, Weight>,
     source: Arc<dyn TensorSource + Send + Sync>,
     done: Mutex<HashMap<String, Arc<Tensor>>>,
@@ -30,13 +33,21 @@ impl WeightCache {
     /// A cache over `module`'s weight declarations, reading checkpoint tensors from `source`.
     pub fn new(module: &Module, source: Arc<dyn TensorSource + Send + Sync>) -> WeightCache {
         let declared = module.weights.iter().map(|w| (w.name.clone(), w.clone())).collect();
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         WeightCache {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             declared,
             source,
             done: Mutex::new(HashMap::new()),
             stored: Mutex::new(HashMap::new()),
             derived: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// An identifier no other cache of this process has: a compiled execution plan
+    /// (`interp::exec`) keeps the weights it resolved only for the cache they came from.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The weight `name`, materialising it on first use. Errors name the weight or tensor.
