@@ -4,6 +4,7 @@
 
 use super::config::{Activation, LayerKind, ModelConfig};
 use super::fused_qkv;
+use super::norm_fold;
 use super::spec::{DecoderSpec, LayerTensors};
 use crate::ir::{DType, FunctionBuilder, GeluMode, Module, Op, TensorType, Type, TypeError, ValueId};
 
@@ -274,6 +275,13 @@ impl Layer<'_, '_> {
         self.op(Op::RmsNorm { axis: -1, eps: self.d.eps }, &[x, g], name)
     }
 
+    /// RMSNorm of `x` without a gain (a unit gain `const [1.0]`, `gain_value` names it): the
+    /// gain is folded into the projections that read the result (see `norm_fold`).
+    fn unit_rms_norm(&mut self, x: ValueId, gain_value: &str, name: &str) -> Result<ValueId, TypeError> {
+        let g = self.b.const_f(f32t(&[self.d.hidden]), vec![1.0], gain_value)?;
+        self.op(Op::RmsNorm { axis: -1, eps: self.d.eps }, &[x, g], name)
+    }
+
     /// `[start, end)` of axis 2 of a `[1, nkv, L, hd]` slab.
     fn rows(&mut self, x: ValueId, start: usize, end: usize, name: &str) -> Result<ValueId, TypeError> {
         let mut hi = self.b.tensor_ty(x).shape.clone();
@@ -396,12 +404,14 @@ pub fn lower_layer(
     let kv = b.input(&format!("kv_cache_{index}"), Type::State(f32t(&[2, d.kv_heads, cache_len, d.head_dim])));
     let mut l = Layer { b: &mut b, d: *d, s };
 
-    // Attention block.
-    let x = l.rms_norm(h, &t.input_norm, "input_norm_gain", "attn_in")?;
+    // Attention block. The norm gains feeding projections are folded into their weights
+    // (see `norm_fold`).
+    let folded = norm_fold::names(index);
+    let x = l.unit_rms_norm(h, "input_norm_unit", "attn_in")?;
     // One projection for q, k and v (the attention scale folded into q), one heads layout,
     // RoPE once over the q and k heads side by side (see `fused_qkv`).
     let fused = fused_qkv::names(index, t.qkv_bias.is_some(), t.qk_norm.is_some());
-    let qkv = l.linear(x, &fused.weight, fused.bias.as_deref(), "qkv")?;
+    let qkv = l.linear(x, &folded.qkv, fused.bias.as_deref(), "qkv")?;
     let qkv = l.heads(qkv, d.heads + 2 * d.kv_heads, None, "qkv")?;
     let (qk, v) = match (&t.qk_norm, &fused.q_norm) {
         (Some([_, k_norm]), Some(q_norm)) => {
@@ -457,13 +467,13 @@ pub fn lower_layer(
     let h = l.op(Op::Add, &[h, o], "resid_attn")?;
 
     // MLP block (gated: SwiGLU or GEGLU).
-    let x = l.rms_norm(h, &t.mlp_norm, "post_norm_gain", "mlp_in")?;
-    let gate = l.linear(x, &t.gate_proj, None, "gate")?;
+    let x = l.unit_rms_norm(h, "post_norm_unit", "mlp_in")?;
+    let gate = l.linear(x, &folded.gate, None, "gate")?;
     let gate = match d.act {
         Activation::Silu => l.op(Op::Silu, &[gate], "gate_act")?,
         Activation::GeluTanh => l.op(Op::Gelu { mode: GeluMode::Tanh }, &[gate], "gate_act")?,
     };
-    let up = l.linear(x, &t.up_proj, None, "up")?;
+    let up = l.linear(x, &folded.up, None, "up")?;
     let prod = l.op(Op::Mul, &[gate, up], "gated")?;
     let mut down = l.linear(prod, &t.down_proj, None, "down")?;
     if let Some([_, mlp_out]) = &t.out_norms {

@@ -312,6 +312,7 @@ pub fn lower_with(dir: &Path, cfg: &ModelConfig, ckpt: &Checkpoint, opts: &Lower
     let mut table = WeightTable { ckpt, dir, weights: Vec::new() };
     declare_weights(&mut table, &spec, cfg)?;
     super::fused_qkv::declare_fused(&mut table.weights, &spec, cfg.features.attn_scale);
+    super::norm_fold::declare_folded(&mut table.weights, &spec);
     let inv_freq = rope::inv_freq_for_context(cfg, opts.context);
     if !rope::finite_tables(&inv_freq, opts.context) {
         return Err(LowerError::Config(super::config::ConfigError::Invalid {
