@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anemllc::calib::{CalibInput, CalibOptions, calibrate};
 use anemllc::checkpoint::Checkpoint;
+use anemllc::convert::{ConvertOptions, folds_norm_gains};
 use anemllc::frontend::{LowerOptions, lower_checkpoint};
 use anemllc::ir::{ConstData, Function, Module, Op, Recipe, ValueDef, ValueId};
 use anemllc::weights::materialize;
@@ -114,7 +115,7 @@ fn norms_feeding_projections_are_gain_free_and_their_gains_live_in_the_weights()
 /// the gain-free normalised values, keyed by the projections' own tensors (never a gain's).
 #[test]
 fn calibration_keys_folded_weights_by_their_projection() {
-    let opts = CalibOptions { input: CalibInput::Builtin, window: 16, max_tokens: Some(32) };
+    let opts = CalibOptions { input: CalibInput::Builtin, window: 16, max_tokens: Some(32), fold_norm_gains: true };
     let c = calibrate(&fixture("llama_tiny"), &opts, &|_, _| {}).unwrap();
     for layer in 0..3 {
         for t in ["self_attn.q_proj", "mlp.gate_proj", "mlp.up_proj", "self_attn.o_proj", "mlp.down_proj"] {
@@ -130,4 +131,36 @@ fn calibration_keys_folded_weights_by_their_projection() {
     let s = c.get("model.layers.0.mlp.gate_proj.weight").unwrap();
     let total: f64 = s.moments().iter().sum();
     assert!((total - 64.0).abs() < 0.01 * 64.0, "Σ E[x_j²] = {total}");
+}
+
+/// Unfolded on request (`fold_norm_gains: false`, what `convert` asks for when the layer
+/// weights are palettized): the norms keep their gain weights and no weight is a
+/// `scale_along`.
+#[test]
+fn palettized_conversions_keep_the_gains() {
+    let opts = LowerOptions { fold_norm_gains: false, ..LowerOptions::new(16, 4) };
+    for name in ["llama_tiny", "gemma3_tiny"] {
+        let m = lower_checkpoint(&fixture(name), &opts).unwrap();
+        let f = m.function("layer0.infer").unwrap();
+        for norm in ["attn_in", "mlp_in"] {
+            assert!(matches!(norm_gain(f, norm), Op::Weight { .. }), "{name} {norm}");
+        }
+        assert!(m.weights.iter().all(|w| !matches!(w.recipe, Recipe::ScaleAlong { .. })), "{name}");
+        assert_eq!(linear_weight(&m, f, "qkv").name, "layers.0.qkv_proj.weight");
+    }
+    let mut c = ConvertOptions {
+        lower: LowerOptions::new(16, 4),
+        opt: Default::default(),
+        layout: Default::default(),
+        force: false,
+        calibrate: None,
+        fp16_scale: Default::default(),
+    };
+    assert!(folds_norm_gains(&c), "dense layers fold");
+    c.opt.lut = anemllc::quant::LutConfig::parse("ffn=6").unwrap();
+    assert!(!folds_norm_gains(&c), "palettized layers keep their gains");
+    c.opt.lut = anemllc::quant::LutConfig::parse("lm_head=6").unwrap();
+    assert!(folds_norm_gains(&c), "a palettized head alone does not matter");
+    c.opt.lut = anemllc::quant::LutConfig::parse("ffn=auto:4.5").unwrap();
+    assert!(!folds_norm_gains(&c), "mixed bits palettize the layers too");
 }

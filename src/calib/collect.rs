@@ -26,12 +26,16 @@ pub struct CalibOptions {
     pub window: usize,
     /// At most this many tokens (the first ones); `None`: [`auto_token_budget`].
     pub max_tokens: Option<usize>,
+    /// Lower with the norm gains folded into the projections (`LowerOptions::fold_norm_gains`):
+    /// must match the module being palettized, whose matmul inputs the statistics describe
+    /// (gain-free normalised values when folded, the gained ones otherwise).
+    pub fold_norm_gains: bool,
 }
 
 impl CalibOptions {
     /// The built-in text, windows of 256, the automatic budget.
     pub fn builtin() -> CalibOptions {
-        CalibOptions { input: CalibInput::Builtin, window: 256, max_tokens: None }
+        CalibOptions { input: CalibInput::Builtin, window: 256, max_tokens: None, fold_norm_gains: true }
     }
 }
 
@@ -79,7 +83,8 @@ pub fn calibrate(
         .min(used.div_ceil(2))
         .min(cfg.features.sliding_window.unwrap_or(usize::MAX))
         .clamp(1, cfg.max_position_embeddings.max(1));
-    let module = lower_checkpoint(model_dir, &LowerOptions::new(window, window)).map_err(|e| model(e.to_string()))?;
+    let lower = LowerOptions { fold_norm_gains: opts.fold_norm_gains, ..LowerOptions::new(window, window) };
+    let module = lower_checkpoint(model_dir, &lower).map_err(|e| model(e.to_string()))?;
     let ckpt = Checkpoint::open(model_dir).map_err(|e| model(e.to_string()))?;
     let mut session = Session::new(module, Arc::new(ckpt)).map_err(|e| CalibError::Run(e.to_string()))?;
     // Full second moments (for error-compensating palettization) only where that pays off

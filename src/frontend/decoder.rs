@@ -28,6 +28,9 @@ pub struct Dims {
     /// KV cache length of a sliding-window layer: `min(window, context)` (the context when
     /// the model has no sliding layers).
     pub local_len: usize,
+    /// The input and MLP-input norms run gain-free, their gains folded into the projections
+    /// that read them (`norm_fold`; the module declares the folded weights).
+    pub fold_norms: bool,
 }
 
 impl Dims {
@@ -48,6 +51,7 @@ impl Dims {
             final_softcap: f.final_softcap,
             act: cfg.hidden_act,
             local_len: f.sliding_window.map_or(context, |w| w.min(context)),
+            fold_norms: true,
         }
     }
 
@@ -275,10 +279,14 @@ impl Layer<'_, '_> {
         self.op(Op::RmsNorm { axis: -1, eps: self.d.eps }, &[x, g], name)
     }
 
-    /// RMSNorm of `x` without a gain (a unit gain `const [1.0]`, `gain_value` names it): the
-    /// gain is folded into the projections that read the result (see `norm_fold`).
-    fn unit_rms_norm(&mut self, x: ValueId, gain_value: &str, name: &str) -> Result<ValueId, TypeError> {
-        let g = self.b.const_f(f32t(&[self.d.hidden]), vec![1.0], gain_value)?;
+    /// The RMSNorm of a block's input (read by projections only): with `fold_norms` without
+    /// a gain (a unit gain `const [1.0]` named `{gain_value}_unit`; the gain `gain` is folded
+    /// into the projections, see `norm_fold`), else with `gain` (named `{gain_value}_gain`).
+    fn input_norm(&mut self, x: ValueId, gain: &str, gain_value: &str, name: &str) -> Result<ValueId, TypeError> {
+        if !self.d.fold_norms {
+            return self.rms_norm(x, gain, &format!("{gain_value}_gain"), name);
+        }
+        let g = self.b.const_f(f32t(&[self.d.hidden]), vec![1.0], &format!("{gain_value}_unit"))?;
         self.op(Op::RmsNorm { axis: -1, eps: self.d.eps }, &[x, g], name)
     }
 
@@ -404,14 +412,19 @@ pub fn lower_layer(
     let kv = b.input(&format!("kv_cache_{index}"), Type::State(f32t(&[2, d.kv_heads, cache_len, d.head_dim])));
     let mut l = Layer { b: &mut b, d: *d, s };
 
-    // Attention block. The norm gains feeding projections are folded into their weights
-    // (see `norm_fold`).
-    let folded = norm_fold::names(index);
-    let x = l.unit_rms_norm(h, "input_norm_unit", "attn_in")?;
+    // Attention block. With `fold_norms` the gains of the norms feeding projections are
+    // folded into their weights (see `norm_fold`).
+    let fused = fused_qkv::names(index, t.qkv_bias.is_some(), t.qk_norm.is_some());
+    let (qkv_w, gate_w, up_w) = if d.fold_norms {
+        let n = norm_fold::names(index);
+        (n.qkv, n.gate, n.up)
+    } else {
+        (fused.weight.clone(), t.gate_proj.clone(), t.up_proj.clone())
+    };
+    let x = l.input_norm(h, &t.input_norm, "input_norm", "attn_in")?;
     // One projection for q, k and v (the attention scale folded into q), one heads layout,
     // RoPE once over the q and k heads side by side (see `fused_qkv`).
-    let fused = fused_qkv::names(index, t.qkv_bias.is_some(), t.qk_norm.is_some());
-    let qkv = l.linear(x, &folded.qkv, fused.bias.as_deref(), "qkv")?;
+    let qkv = l.linear(x, &qkv_w, fused.bias.as_deref(), "qkv")?;
     let qkv = l.heads(qkv, d.heads + 2 * d.kv_heads, None, "qkv")?;
     let (qk, v) = match (&t.qk_norm, &fused.q_norm) {
         (Some([_, k_norm]), Some(q_norm)) => {
@@ -467,13 +480,13 @@ pub fn lower_layer(
     let h = l.op(Op::Add, &[h, o], "resid_attn")?;
 
     // MLP block (gated: SwiGLU or GEGLU).
-    let x = l.unit_rms_norm(h, "post_norm_unit", "mlp_in")?;
-    let gate = l.linear(x, &folded.gate, None, "gate")?;
+    let x = l.input_norm(h, &t.mlp_norm, "post_norm", "mlp_in")?;
+    let gate = l.linear(x, &gate_w, None, "gate")?;
     let gate = match d.act {
         Activation::Silu => l.op(Op::Silu, &[gate], "gate_act")?,
         Activation::GeluTanh => l.op(Op::Gelu { mode: GeluMode::Tanh }, &[gate], "gate_act")?,
     };
-    let up = l.linear(x, &folded.up, None, "up")?;
+    let up = l.linear(x, &up_w, None, "up")?;
     let prod = l.op(Op::Mul, &[gate, up], "gated")?;
     let mut down = l.linear(prod, &t.down_proj, None, "down")?;
     if let Some([_, mlp_out]) = &t.out_norms {
