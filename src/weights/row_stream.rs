@@ -9,7 +9,7 @@
 //! for those rows (the same operations in the same order, each rounded as
 //! [`super::materialize`] rounds it).
 
-use crate::interp::tensor::{round_f32, round_f64};
+use crate::interp::tensor::round_slice;
 use crate::ir::{DType, Recipe};
 
 use super::{TensorSource, WeightError, materialize};
@@ -135,22 +135,26 @@ fn eval(
             if got != want {
                 return Err(WeightError::Shape { tensor: tensor.to_string(), expected: shape.to_vec(), got });
             }
-            v.iter_mut().for_each(|x| *x = round_f32(*dtype, *x));
+            round_slice(*dtype, &mut v);
             v
         }
         Node::Cast { input, dtype } => {
             let mut v = eval(input, src, start, end, row_len)?;
-            v.iter_mut().for_each(|x| *x = round_f32(*dtype, *x));
+            round_slice(*dtype, &mut v);
             v
         }
+        // `round_f64(d, y)` is `round_f32(d, y as f32)`: the f64 result to f32, then the
+        // slice rounded to the dtype (vectorised).
         Node::Scale { input, factor, dtype } => {
             let mut v = eval(input, src, start, end, row_len)?;
-            v.iter_mut().for_each(|x| *x = round_f64(*dtype, f64::from(*x) * factor));
+            v.iter_mut().for_each(|x| *x = (f64::from(*x) * factor) as f32);
+            round_slice(*dtype, &mut v);
             v
         }
         Node::Offset { input, value, dtype } => {
             let mut v = eval(input, src, start, end, row_len)?;
-            v.iter_mut().for_each(|x| *x = round_f64(*dtype, f64::from(*x) + value));
+            v.iter_mut().for_each(|x| *x = (f64::from(*x) + value) as f32);
+            round_slice(*dtype, &mut v);
             v
         }
         Node::ScaleAlong { input, scale, axis, inner, dtype } => {
@@ -159,11 +163,19 @@ fn eval(
             let g: Vec<f32> = t.as_f32().map(|a| a.iter().copied().collect()).unwrap_or_default();
             let len = g.len().max(1);
             for (r, row) in v.chunks_mut(row_len.max(1)).enumerate() {
-                for (k, x) in row.iter_mut().enumerate() {
-                    let factor = if *axis == 0 { g[start + r] } else { g[(k / (*inner).max(1)) % len] };
-                    *x = round_f64(*dtype, f64::from(*x) * f64::from(factor));
+                if *axis == 0 {
+                    let factor = f64::from(g[start + r]);
+                    row.iter_mut().for_each(|x| *x = (f64::from(*x) * factor) as f32);
+                } else if *inner == 1 && row.len() == len {
+                    // The last axis (a `[O, I]` projection): the row zipped with the factors.
+                    row.iter_mut().zip(&g).for_each(|(x, &f)| *x = (f64::from(*x) * f64::from(f)) as f32);
+                } else {
+                    for (k, x) in row.iter_mut().enumerate() {
+                        *x = (f64::from(*x) * f64::from(g[(k / (*inner).max(1)) % len])) as f32;
+                    }
                 }
             }
+            round_slice(*dtype, &mut v);
             v
         }
         Node::Slice { input, start: s } => eval(input, src, s + start, s + end, row_len)?,

@@ -198,6 +198,7 @@ fn streamed_fp16_payload(
     inner: &Recipe,
     cache: &WeightCache,
 ) -> Result<Option<Vec<u8>>, EmitError> {
+    use half::slice::HalfFloatSliceExt;
     use rayon::prelude::*;
     let Some(stream) = RowStream::of(inner) else { return Ok(None) };
     let src = cache.source();
@@ -214,11 +215,13 @@ fn streamed_fp16_payload(
         if values.len() * 2 != bytes.len() {
             return Err(fail(format!("rows {start}..{end} have {} values", values.len())));
         }
-        for (x, b) in values.into_iter().zip(bytes.chunks_exact_mut(2)) {
-            let h = half::f16::from_f32(x);
-            if !h.is_finite() {
-                return Err(fail(format!("{x} is beyond the fp16 range")));
-            }
+        // `half`'s slice conversion (F16C where the CPU has it) rounds as `f16::from_f32`.
+        let mut halves = vec![half::f16::ZERO; values.len()];
+        halves.convert_from_f32_slice(&values);
+        if let Some(i) = halves.iter().position(|h| !h.is_finite()) {
+            return Err(fail(format!("{} is beyond the fp16 range", values[i])));
+        }
+        for (h, b) in halves.into_iter().zip(bytes.chunks_exact_mut(2)) {
             b.copy_from_slice(&h.to_bits().to_le_bytes());
         }
         Ok(())
