@@ -72,7 +72,8 @@ pub fn calibrate(
     }
     // The budget depends on the model's size, read off a lowering's weight declarations
     // (headers only, no weights are read).
-    let sized = lower_checkpoint(model_dir, &LowerOptions::new(1, 1)).map_err(|e| model(e.to_string()))?;
+    let sizing = LowerOptions { fold_norm_gains: opts.fold_norm_gains, ..LowerOptions::new(1, 1) };
+    let sized = lower_checkpoint(model_dir, &sizing).map_err(|e| model(e.to_string()))?;
     let params: u64 = sized.weights.iter().map(|w| w.ty.numel() as u64).sum();
     drop(sized);
     let budget = opts.max_tokens.unwrap_or_else(|| auto_token_budget(params)).max(1);
