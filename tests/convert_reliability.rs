@@ -100,6 +100,50 @@ fn weights_beyond_fp16_are_refused_and_flushed_ones_warned_about() {
     assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains("partial")));
 }
 
+/// A norm gain folded into a projection (`frontend::norm_fold`) multiplies the weight's
+/// columns: W = 300 and g = 300 each fit fp16, their product 90000 does not. `convert`
+/// refuses the folded weight like any other overflowing weight, naming it and saying how to
+/// keep the gain unfolded; with `--keep-norm-gains` the same checkpoint converts. (Dense
+/// layers: palettized ones keep their gains anyway, see `convert::folds_norm_gains`.)
+#[test]
+fn a_folded_gain_that_overflows_fp16_is_refused_with_the_way_out() {
+    let dir = scratch("fold_overflow");
+    let ckpt = dir.join("ckpt");
+    hostile_support::copy_fixture("llama_tiny", &ckpt);
+    hostile_support::edit_safetensors(&ckpt.join("model.safetensors"), |s| {
+        // Row 0, column 5 of the gate projection; entry 5 of the gain that feeds it.
+        s.poke("model.layers.0.mlp.gate_proj.weight", 5, &300.0f32.to_le_bytes());
+        s.poke("model.layers.0.post_attention_layernorm.weight", 5, &300.0f32.to_le_bytes());
+    });
+    let convert = |out: &str, extra: &[&str]| {
+        let o = Command::new(bin())
+            .arg("convert")
+            .arg(&ckpt)
+            .arg("-o")
+            .arg(dir.join(out))
+            .args(["--context", "32", "--batch", "8", "--lut-ffn", "none", "--lut-lmhead", "none"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let (code, stderr) = convert("folded", &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("@layers.0.gate_proj.folded: 1 of 8192 values overflow fp16"), "{stderr}");
+    assert!(stderr.contains("--keep-norm-gains"), "{stderr}");
+    assert!(!dir.join("folded").exists());
+    let (code, stderr) = convert("kept", &["--keep-norm-gains"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // An overflow without a folded gain does not mention the fold.
+    hostile_support::edit_safetensors(&ckpt.join("model.safetensors"), |s| {
+        s.poke("model.layers.0.post_attention_layernorm.weight", 5, &1.0f32.to_le_bytes());
+        s.poke("model.layers.0.mlp.down_proj.weight", 3, &1.0e5f32.to_le_bytes());
+    });
+    let (code, stderr) = convert("down", &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("down_proj") && !stderr.contains("--keep-norm-gains"), "{stderr}");
+}
+
 #[test]
 fn full_disk_fails_with_a_message_and_no_output() {
     let dir = scratch("disk_full");

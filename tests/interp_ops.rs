@@ -701,6 +701,61 @@ fn weight_recipes() {
     assert_eq!(floats(&t), vec![0.875, 1.0, 1.125]);
 }
 
+/// `scale_along(W, g, axis)` is `W · diag(g)` along `axis`: every element equals its input
+/// times the factor at its index along that axis, computed here independently in f64 and
+/// rounded to the input's dtype (f32, or bf16 through a cast: one rounding of the product).
+#[test]
+fn scale_along_multiplies_each_index_of_its_axis() {
+    // W [3, 4] with non-trivial mantissas, g [4] and h [3] likewise.
+    let w: Vec<f32> = (0..12).map(|i| (i as f32 - 5.5) * 0.3173 + 0.0001 * (i * i) as f32).collect();
+    let g: Vec<f32> = vec![1.7351, 0.5, -2.25, 1.0e-3];
+    let h: Vec<f32> = vec![3.0, 0.1, 1.4173];
+    let s = src(&[("w", &[3, 4], &w), ("g", &[4], &g), ("h", &[3], &h)]);
+    let along = |axis: usize, scale: &str, len: usize, dtype: DType| {
+        let input = if dtype == DType::F32 {
+            ckpt("w", DType::F32, &[3, 4])
+        } else {
+            Box::new(Recipe::Cast { input: ckpt("w", DType::F32, &[3, 4]), dtype })
+        };
+        Recipe::ScaleAlong { input, scale: ckpt(scale, DType::F32, &[len]), axis }
+    };
+    for dtype in [DType::F32, DType::BF16] {
+        let round = |v: f64| match dtype {
+            DType::F32 => v as f32,
+            _ => half::bf16::from_f64(v).to_f32(),
+        };
+        let input: Vec<f64> = w.iter().map(|&v| f64::from(round(f64::from(v)))).collect();
+        // Axis 1: column j times g[j] (a projection with a norm gain folded in).
+        let t = materialize(&along(1, "g", 4, dtype), &s).unwrap();
+        assert_eq!((t.shape(), t.dtype()), (&[3usize, 4][..], dtype));
+        let want: Vec<f32> = (0..12).map(|k| round(input[k] * f64::from(g[k % 4]))).collect();
+        assert_eq!(floats(&t), want, "{dtype} axis 1");
+        // Axis 0: row i times h[i].
+        let t = materialize(&along(0, "h", 3, dtype), &s).unwrap();
+        let want: Vec<f32> = (0..12).map(|k| round(input[k] * f64::from(h[k / 4]))).collect();
+        assert_eq!(floats(&t), want, "{dtype} axis 0");
+    }
+    // Ill-typed: the scale's length is not the axis size, the axis is out of range.
+    let err = materialize(&along(0, "g", 4, DType::F32), &s).unwrap_err();
+    assert!(err.to_string().contains("recipe scale_along: the scale fp32[4] must be 1-D with 3 entries"), "{err}");
+    let err = materialize(&along(2, "g", 4, DType::F32), &s).unwrap_err();
+    assert!(err.to_string().contains("recipe scale_along: axis 2 out of range"), "{err}");
+    // The textual form reads back as the same recipe, and names the projection's tensor first.
+    let r = along(1, "g", 4, DType::BF16);
+    let text = format!("module @m {{\n  weight @x : bf16[3, 4] = {r}\n}}\n");
+    assert_eq!(
+        r.to_string(),
+        "scale_along(cast(checkpoint(\"w\" : fp32[3, 4]), dtype = bf16), checkpoint(\"g\" : fp32[4]), axis = 1)"
+    );
+    assert_eq!(module(&text).weights[0].recipe, r);
+    let mut leaves = Vec::new();
+    r.checkpoint_tensors(&mut leaves);
+    assert_eq!(leaves, ["w", "g"]);
+    let bad = text.replace(", checkpoint(\"g\" : fp32[4])", "");
+    let err = parse_module(&bad).unwrap_err().to_string();
+    assert!(err.contains("expects 2 input recipes, got 1"), "{err}");
+}
+
 #[test]
 fn weight_cast_rounds_and_shape_mismatch_names_the_tensor() {
     let s = src(&[("w", &[3], &[1.0004, 1.00146484375, 3.0])]);

@@ -645,6 +645,16 @@ fn rmsnorm_cases(v: &mut Vec<Case>) {
                 Tol::Close { rel, abs: 0.0 },
             ));
         }
+        // With a unit gain (folded into the projections) the kept half is the result: both
+        // sides are one f64 evaluation rounded once to the dtype, of the same real value.
+        for (x, axis, d) in [("1, 2, 8", "-1", "8"), ("1, 8, 1, 3", "1", "8"), ("2, 4", "0", "2")] {
+            v.push(case(
+                "rms-norm-unit-gain-as-layer-norm",
+                "rmsnorm",
+                func(t, "", &format!("%x: T[{x}]"), &format!("y: T[{x}]"), &format!("    %g = const [1.0] : T[{d}]\n    %y = rms_norm(%x, %g) {{axis = {axis}, eps = 1e-5}} : T[{x}]"), "%y"),
+                Tol::Close { rel, abs: 0.0 },
+            ));
+        }
         // HF's primitive chain (pow, mean, add ε, rsqrt, two muls) rounds after each of its 6
         // ops; the fused norm once (plus its gain). fp32: ≤ 8 roundings of 2⁻²⁴ (plus ε
         // entering as the f32 literal 1e-6 vs the f64 attribute: ≪ 2⁻²⁴ relative of the

@@ -651,6 +651,33 @@ fn rms_norm_as_layer_norm_channel_axis() {
     );
 }
 
+/// A unit gain (the gain folded into the projections, `frontend::norm_fold`) lowers without
+/// the multiply; with both lowering rules enabled extraction picks the form without it.
+#[test]
+fn rms_norm_with_unit_gain_has_no_multiply() {
+    let src = "module @t {
+  func @f(%x: fp16[1, 4, 1, 3]) -> (y: fp16[1, 4, 1, 3]) {
+    %g = const [1.0] : fp16[4]
+    %y = rms_norm(%x, %g) {axis = 1, eps = 1e-5} : fp16[1, 4, 1, 3]
+    return %y
+  }
+}";
+    let want = "module @t {
+  func @f(%x: fp16[1, 4, 1, 3]) -> (y: fp16[1, 4, 1, 3]) {
+    %y_neg = neg(%x) : fp16[1, 4, 1, 3]
+    %y_concat = concat(%x, %y_neg) {axis = 1} : fp16[1, 8, 1, 3]
+    %y_layer_norm = layer_norm(%y_concat) {axes = [1], eps = 1e-5} : fp16[1, 8, 1, 3]
+    %y = slice(%y_layer_norm) {begin = [0, 0, 0, 0], end = [1, 4, 1, 3]} : fp16[1, 4, 1, 3]
+    return %y
+  }
+}";
+    rewrites("rmsnorm", &["rms-norm-unit-gain-as-layer-norm"], src, want);
+    rewrites("rmsnorm", &["rms-norm-as-layer-norm", "rms-norm-unit-gain-as-layer-norm"], src, want);
+    // A splat other than 1 is a real gain: the unit-gain rule does not apply.
+    let out = run("rmsnorm", &["rms-norm-unit-gain-as-layer-norm"], &src.replace("[1.0]", "[2.0]"));
+    assert!(out.contains("rms_norm(") && !out.contains("layer_norm("), "{out}");
+}
+
 const PRIMITIVE: &str = "module @t {
   weight @g : fp32[4] = checkpoint(\"g\" : fp32[4])
 

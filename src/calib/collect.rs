@@ -26,12 +26,16 @@ pub struct CalibOptions {
     pub window: usize,
     /// At most this many tokens (the first ones); `None`: [`auto_token_budget`].
     pub max_tokens: Option<usize>,
+    /// Lower with the norm gains folded into the projections (`LowerOptions::fold_norm_gains`):
+    /// must match the module being palettized, whose matmul inputs the statistics describe
+    /// (gain-free normalised values when folded, the gained ones otherwise).
+    pub fold_norm_gains: bool,
 }
 
 impl CalibOptions {
     /// The built-in text, windows of 256, the automatic budget.
     pub fn builtin() -> CalibOptions {
-        CalibOptions { input: CalibInput::Builtin, window: 256, max_tokens: None }
+        CalibOptions { input: CalibInput::Builtin, window: 256, max_tokens: None, fold_norm_gains: true }
     }
 }
 
@@ -68,7 +72,8 @@ pub fn calibrate(
     }
     // The budget depends on the model's size, read off a lowering's weight declarations
     // (headers only, no weights are read).
-    let sized = lower_checkpoint(model_dir, &LowerOptions::new(1, 1)).map_err(|e| model(e.to_string()))?;
+    let sizing = LowerOptions { fold_norm_gains: opts.fold_norm_gains, ..LowerOptions::new(1, 1) };
+    let sized = lower_checkpoint(model_dir, &sizing).map_err(|e| model(e.to_string()))?;
     let params: u64 = sized.weights.iter().map(|w| w.ty.numel() as u64).sum();
     drop(sized);
     let budget = opts.max_tokens.unwrap_or_else(|| auto_token_budget(params)).max(1);
@@ -79,7 +84,8 @@ pub fn calibrate(
         .min(used.div_ceil(2))
         .min(cfg.features.sliding_window.unwrap_or(usize::MAX))
         .clamp(1, cfg.max_position_embeddings.max(1));
-    let module = lower_checkpoint(model_dir, &LowerOptions::new(window, window)).map_err(|e| model(e.to_string()))?;
+    let lower = LowerOptions { fold_norm_gains: opts.fold_norm_gains, ..LowerOptions::new(window, window) };
+    let module = lower_checkpoint(model_dir, &lower).map_err(|e| model(e.to_string()))?;
     let ckpt = Checkpoint::open(model_dir).map_err(|e| model(e.to_string()))?;
     let mut session = Session::new(module, Arc::new(ckpt)).map_err(|e| CalibError::Run(e.to_string()))?;
     // Full second moments (for error-compensating palettization) only where that pays off

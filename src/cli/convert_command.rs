@@ -63,6 +63,11 @@ pub struct ConvertArgs {
     /// argmax_in_model: true. Greedy decoding only.
     #[arg(long)]
     pub argmax: bool,
+    /// Keep the RMSNorm gains as multiplies instead of folding them into the projections
+    /// that read the norms (folding is the default when the layer weights stay dense; it
+    /// saves one op per norm, but a folded weight W·diag(g) must fit fp16).
+    #[arg(long)]
+    pub keep_norm_gains: bool,
     /// Output channels sharing one lookup table (ANEMLL: 8).
     #[arg(long, default_value_t = LutConfig::DEFAULT_GROUP_SIZE)]
     pub lut_group_size: usize,
@@ -186,7 +191,11 @@ pub fn run_convert(args: ConvertArgs) -> Result<(), CliError> {
         },
     };
     let opts = ConvertOptions {
-        lower: LowerOptions { argmax: args.argmax, ..args.sizes.lower_options() },
+        lower: LowerOptions {
+            argmax: args.argmax,
+            fold_norm_gains: !args.keep_norm_gains,
+            ..args.sizes.lower_options()
+        },
         opt: OptOptions { lut, ..Default::default() },
         layout: args.layout.options(),
         force: args.force,

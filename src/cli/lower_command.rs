@@ -20,6 +20,11 @@ pub struct LowerArgs {
     pub output: PathBuf,
     #[command(flatten)]
     pub sizes: SizeArgs,
+    /// Keep the RMSNorm gains of the norms feeding projections as multiplies instead of
+    /// folding them into the projections' weights (what `convert` does when it palettizes
+    /// the layer weights: use it before `opt --lut`).
+    #[arg(long)]
+    pub keep_norm_gains: bool,
 }
 
 /// `--context C --batch B`, shared by `lower` and `convert`.
@@ -41,7 +46,7 @@ impl SizeArgs {
 }
 
 pub fn lower(args: LowerArgs) -> Result<(), CliError> {
-    let opts = args.sizes.lower_options();
+    let opts = LowerOptions { fold_norm_gains: !args.keep_norm_gains, ..args.sizes.lower_options() };
     let model = super::model_arg::resolve_model(&args.model_dir)?;
     let module = lower_checkpoint(&model, &opts).map_err(|e| match e {
         LowerError::Option(_) => CliError::input(e.to_string()),

@@ -4,6 +4,7 @@
 
 use super::config::{Activation, LayerKind, ModelConfig};
 use super::fused_qkv;
+use super::norm_fold;
 use super::spec::{DecoderSpec, LayerTensors};
 use crate::ir::{DType, FunctionBuilder, GeluMode, Module, Op, TensorType, Type, TypeError, ValueId};
 
@@ -27,6 +28,9 @@ pub struct Dims {
     /// KV cache length of a sliding-window layer: `min(window, context)` (the context when
     /// the model has no sliding layers).
     pub local_len: usize,
+    /// The input and MLP-input norms run gain-free, their gains folded into the projections
+    /// that read them (`norm_fold`; the module declares the folded weights).
+    pub fold_norms: bool,
 }
 
 impl Dims {
@@ -47,6 +51,7 @@ impl Dims {
             final_softcap: f.final_softcap,
             act: cfg.hidden_act,
             local_len: f.sliding_window.map_or(context, |w| w.min(context)),
+            fold_norms: true,
         }
     }
 
@@ -274,6 +279,17 @@ impl Layer<'_, '_> {
         self.op(Op::RmsNorm { axis: -1, eps: self.d.eps }, &[x, g], name)
     }
 
+    /// The RMSNorm of a block's input (read by projections only): with `fold_norms` without
+    /// a gain (a unit gain `const [1.0]` named `{gain_value}_unit`; the gain `gain` is folded
+    /// into the projections, see `norm_fold`), else with `gain` (named `{gain_value}_gain`).
+    fn input_norm(&mut self, x: ValueId, gain: &str, gain_value: &str, name: &str) -> Result<ValueId, TypeError> {
+        if !self.d.fold_norms {
+            return self.rms_norm(x, gain, &format!("{gain_value}_gain"), name);
+        }
+        let g = self.b.const_f(f32t(&[self.d.hidden]), vec![1.0], &format!("{gain_value}_unit"))?;
+        self.op(Op::RmsNorm { axis: -1, eps: self.d.eps }, &[x, g], name)
+    }
+
     /// `[start, end)` of axis 2 of a `[1, nkv, L, hd]` slab.
     fn rows(&mut self, x: ValueId, start: usize, end: usize, name: &str) -> Result<ValueId, TypeError> {
         let mut hi = self.b.tensor_ty(x).shape.clone();
@@ -396,12 +412,19 @@ pub fn lower_layer(
     let kv = b.input(&format!("kv_cache_{index}"), Type::State(f32t(&[2, d.kv_heads, cache_len, d.head_dim])));
     let mut l = Layer { b: &mut b, d: *d, s };
 
-    // Attention block.
-    let x = l.rms_norm(h, &t.input_norm, "input_norm_gain", "attn_in")?;
+    // Attention block. With `fold_norms` the gains of the norms feeding projections are
+    // folded into their weights (see `norm_fold`).
+    let fused = fused_qkv::names(index, t.qkv_bias.is_some(), t.qk_norm.is_some());
+    let (qkv_w, gate_w, up_w) = if d.fold_norms {
+        let n = norm_fold::names(index);
+        (n.qkv, n.gate, n.up)
+    } else {
+        (fused.weight.clone(), t.gate_proj.clone(), t.up_proj.clone())
+    };
+    let x = l.input_norm(h, &t.input_norm, "input_norm", "attn_in")?;
     // One projection for q, k and v (the attention scale folded into q), one heads layout,
     // RoPE once over the q and k heads side by side (see `fused_qkv`).
-    let fused = fused_qkv::names(index, t.qkv_bias.is_some(), t.qk_norm.is_some());
-    let qkv = l.linear(x, &fused.weight, fused.bias.as_deref(), "qkv")?;
+    let qkv = l.linear(x, &qkv_w, fused.bias.as_deref(), "qkv")?;
     let qkv = l.heads(qkv, d.heads + 2 * d.kv_heads, None, "qkv")?;
     let (qk, v) = match (&t.qk_norm, &fused.q_norm) {
         (Some([_, k_norm]), Some(q_norm)) => {
@@ -457,13 +480,13 @@ pub fn lower_layer(
     let h = l.op(Op::Add, &[h, o], "resid_attn")?;
 
     // MLP block (gated: SwiGLU or GEGLU).
-    let x = l.rms_norm(h, &t.mlp_norm, "post_norm_gain", "mlp_in")?;
-    let gate = l.linear(x, &t.gate_proj, None, "gate")?;
+    let x = l.input_norm(h, &t.mlp_norm, "post_norm", "mlp_in")?;
+    let gate = l.linear(x, &gate_w, None, "gate")?;
     let gate = match d.act {
         Activation::Silu => l.op(Op::Silu, &[gate], "gate_act")?,
         Activation::GeluTanh => l.op(Op::Gelu { mode: GeluMode::Tanh }, &[gate], "gate_act")?,
     };
-    let up = l.linear(x, &t.up_proj, None, "up")?;
+    let up = l.linear(x, &up_w, None, "up")?;
     let prod = l.op(Op::Mul, &[gate, up], "gated")?;
     let mut down = l.linear(prod, &t.down_proj, None, "down")?;
     if let Some([_, mlp_out]) = &t.out_norms {

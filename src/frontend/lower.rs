@@ -23,12 +23,18 @@ pub struct LowerOptions {
     /// `lm_head.infer` returns the argmax of each piece (`argmax_idx` int32 [K], local
     /// indices, and `argmax_val` [K]) instead of the logits (ANEMLL 0.3.6 `--argmax`).
     pub argmax: bool,
+    /// Fold the RMSNorm gains that feed only projections into those projections' weights
+    /// (`norm_fold`: one op per norm less). Off for modules whose layer weights will be
+    /// palettized: unfolded, each gain scales the dequantised weights' input columns at run
+    /// time, a per-column scale of every lookup table's grid that folding takes away
+    /// (docs/opt.md, "Norm gains folded into the projections").
+    pub fold_norm_gains: bool,
 }
 
 impl LowerOptions {
     /// Options with the given context and batch and the ANE's LM-head piece limit.
     pub fn new(context: usize, batch: usize) -> Self {
-        LowerOptions { context, batch, max_vocab_piece: MAX_VOCAB_PIECE, argmax: false }
+        LowerOptions { context, batch, max_vocab_piece: MAX_VOCAB_PIECE, argmax: false, fold_norm_gains: true }
     }
 }
 
@@ -312,6 +318,9 @@ pub fn lower_with(dir: &Path, cfg: &ModelConfig, ckpt: &Checkpoint, opts: &Lower
     let mut table = WeightTable { ckpt, dir, weights: Vec::new() };
     declare_weights(&mut table, &spec, cfg)?;
     super::fused_qkv::declare_fused(&mut table.weights, &spec, cfg.features.attn_scale);
+    if opts.fold_norm_gains {
+        super::norm_fold::declare_folded(&mut table.weights, &spec);
+    }
     let inv_freq = rope::inv_freq_for_context(cfg, opts.context);
     if !rope::finite_tables(&inv_freq, opts.context) {
         return Err(LowerError::Config(super::config::ConfigError::Invalid {
@@ -351,7 +360,7 @@ pub fn lower_with(dir: &Path, cfg: &ModelConfig, ckpt: &Checkpoint, opts: &Lower
         m.attrs.insert(k.into(), int(v));
     }
     m.attrs.insert("eos_token_ids".into(), AttrValue::Ints(cfg.eos_token_ids.iter().map(|&t| t as i64).collect()));
-    let d = Dims::new(cfg, opts.context, opts.batch);
+    let d = Dims { fold_norms: opts.fold_norm_gains, ..Dims::new(cfg, opts.context, opts.batch) };
     let sliding: Vec<i64> =
         spec.layers.iter().enumerate().filter(|(_, l)| l.kind == LayerKind::Sliding).map(|(i, _)| i as i64).collect();
     if !sliding.is_empty() {

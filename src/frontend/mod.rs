@@ -13,6 +13,7 @@ pub mod gemma_config;
 pub mod gguf_config;
 pub mod llama;
 pub mod lower;
+pub mod norm_fold;
 pub mod qwen2;
 pub mod qwen3;
 pub mod residual_scale;

@@ -541,6 +541,13 @@ fn build_recipe(name: &str, mut inputs: Vec<Recipe>, mut a: AttrMap) -> Result<R
         }
         "scale" => Recipe::Scale { input: single(&mut inputs)?, factor: a.float("factor")? },
         "offset" => Recipe::Offset { input: single(&mut inputs)?, value: a.float("value")? },
+        "scale_along" => {
+            let [input, scale]: [Recipe; 2] = std::mem::take(&mut inputs)
+                .try_into()
+                .map_err(|v: Vec<Recipe>| format!("expects 2 input recipes, got {}", v.len()))?;
+            let axis = to_usize(a.int("axis")?, "axis")?;
+            Recipe::ScaleAlong { input: Box::new(input), scale: Box::new(scale), axis }
+        }
         "rope_cos" | "rope_sin" => {
             none(&inputs)?;
             let inv_freq = a.floats("inv_freq")?;

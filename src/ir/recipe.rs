@@ -27,6 +27,11 @@ pub enum Recipe {
     /// Adds a constant to every element (computed in f64, rounded to the dtype): Gemma's
     /// norm gains `1 + w`.
     Offset { input: Box<Recipe>, value: f64 },
+    /// Multiplies `input` by a 1-D tensor `scale` along one axis:
+    /// `out[…, j, …] = input[…, j, …] · scale[j]` with `j` the index along `axis` (computed in
+    /// f64, rounded once to `input`'s dtype). A projection `W : [O, I]` with an RMSNorm gain
+    /// `g : [I]` folded in is `scale_along(W, g, axis = 1)` = `W · diag(g)`.
+    ScaleAlong { input: Box<Recipe>, scale: Box<Recipe>, axis: usize },
     /// RoPE cosine table `[len, 2·n]`: `cos(p · inv_freq[i mod n]) · scale`, n = inv_freq.len().
     RopeCos { inv_freq: Vec<f64>, len: usize, scale: f64, dtype: DType },
     /// RoPE sine table, same layout as `RopeCos`.
@@ -66,6 +71,7 @@ impl Recipe {
         "concat",
         "scale",
         "offset",
+        "scale_along",
         "rope_cos",
         "rope_sin",
         "lut_indices",
@@ -82,6 +88,7 @@ impl Recipe {
             Recipe::Concat { .. } => "concat",
             Recipe::Scale { .. } => "scale",
             Recipe::Offset { .. } => "offset",
+            Recipe::ScaleAlong { .. } => "scale_along",
             Recipe::RopeCos { .. } => "rope_cos",
             Recipe::RopeSin { .. } => "rope_sin",
             Recipe::LutIndices { .. } => "lut_indices",
@@ -157,6 +164,22 @@ impl Recipe {
                 }
                 Ok(t)
             }
+            Recipe::ScaleAlong { input, scale, axis } => {
+                let (t, g) = (input.infer_type()?, scale.infer_type()?);
+                if !t.dtype.is_float() || !g.dtype.is_float() {
+                    return Err(format!("recipe scale_along: needs float tensors, got {t} and {g}"));
+                }
+                if *axis >= t.rank() {
+                    return Err(format!("recipe scale_along: axis {axis} out of range for {t}"));
+                }
+                if g.shape != [t.shape[*axis]] {
+                    return Err(format!(
+                        "recipe scale_along: the scale {g} must be 1-D with {} entries (axis {axis} of {t})",
+                        t.shape[*axis]
+                    ));
+                }
+                Ok(t)
+            }
             Recipe::RopeCos { inv_freq, len, dtype, .. } | Recipe::RopeSin { inv_freq, len, dtype, .. } => {
                 if inv_freq.is_empty() || *len == 0 || !dtype.is_float() {
                     return Err("rope table: needs inv_freq, len > 0 and a float dtype".to_string());
@@ -187,7 +210,9 @@ impl Recipe {
         }
     }
 
-    /// Names of the checkpoint tensors this recipe reads.
+    /// Names of the checkpoint tensors this recipe reads, in input order: a `scale_along`'s
+    /// input before its scale, so the first name is always that of the tensor being shaped
+    /// (calibration statistics are keyed by it).
     pub fn checkpoint_tensors<'a>(&'a self, out: &mut Vec<&'a str>) {
         match self {
             Recipe::Checkpoint { tensor, .. } => out.push(tensor),
@@ -200,6 +225,10 @@ impl Recipe {
             | Recipe::LutIndices { input, .. }
             | Recipe::LutTable { input, .. } => input.checkpoint_tensors(out),
             Recipe::Concat { inputs, .. } => inputs.iter().for_each(|r| r.checkpoint_tensors(out)),
+            Recipe::ScaleAlong { input, scale, .. } => {
+                input.checkpoint_tensors(out);
+                scale.checkpoint_tensors(out);
+            }
             Recipe::RopeCos { .. } | Recipe::RopeSin { .. } => {}
         }
     }
@@ -240,6 +269,7 @@ impl fmt::Display for Recipe {
             }
             Recipe::Scale { input, factor } => write!(f, "scale({input}, factor = {})", format_float(*factor)),
             Recipe::Offset { input, value } => write!(f, "offset({input}, value = {})", format_float(*value)),
+            Recipe::ScaleAlong { input, scale, axis } => write!(f, "scale_along({input}, {scale}, axis = {axis})"),
             Recipe::RopeCos { inv_freq, len, scale, dtype } | Recipe::RopeSin { inv_freq, len, scale, dtype } => {
                 let freqs: Vec<String> = inv_freq.iter().map(|x| format_float(*x)).collect();
                 write!(

@@ -12,7 +12,7 @@
 //!   a weight keep sharing it);
 //! - names are deterministic: `<source>.<tag>…` where `<source>` names the innermost recipe
 //!   (checkpoint tensor or rope table) and each tag one transformation (`fp16`,
-//!   `r64x64x1x1`, `t1x0`, `s0_0_32`, `cat`, `x0.25`); a clash with a different recipe
+//!   `r64x64x1x1`, `t1x0`, `s0_0_32`, `cat`, `x0.25`, `xa1` for `scale_along` axis 1); a clash with a different recipe
 //!   appends `_2`, `_3`, …;
 //! - recipes are simplified (casts through fp32 collapse, reshape chains merge, casts of
 //!   rope tables change the table's dtype), so equal tensors get equal recipes as often as
@@ -83,6 +83,7 @@ pub fn recipe_name(r: &Recipe) -> String {
         Recipe::Concat { inputs, .. } => format!("{}.cat", inputs.first().map_or("w".into(), recipe_name)),
         Recipe::Scale { input, factor } => format!("{}.x{}", recipe_name(input), format_float(*factor)),
         Recipe::Offset { input, value } => format!("{}.p{}", recipe_name(input), format_float(*value)),
+        Recipe::ScaleAlong { input, axis, .. } => format!("{}.xa{axis}", recipe_name(input)),
         Recipe::LutIndices { input, bits, .. } => format!("{}.lut{bits}_indices", recipe_name(input)),
         Recipe::LutTable { input, bits, .. } => format!("{}.lut{bits}_table", recipe_name(input)),
     }
@@ -158,6 +159,9 @@ pub fn simplify(r: Recipe) -> Recipe {
             other => Recipe::Scale { input: Box::new(other), factor },
         },
         Recipe::Offset { input, value } => Recipe::Offset { input: Box::new(simplify(*input)), value },
+        Recipe::ScaleAlong { input, scale, axis } => {
+            Recipe::ScaleAlong { input: Box::new(simplify(*input)), scale: Box::new(simplify(*scale)), axis }
+        }
         leaf => leaf,
     }
 }
@@ -316,7 +320,8 @@ fn source_name(r: &Recipe) -> String {
         | Recipe::Transpose { input, .. }
         | Recipe::Slice { input, .. }
         | Recipe::Scale { input, .. }
-        | Recipe::Offset { input, .. } => source_name(input),
+        | Recipe::Offset { input, .. }
+        | Recipe::ScaleAlong { input, .. } => source_name(input),
         Recipe::Concat { inputs, .. } => inputs.first().map_or_else(String::new, source_name),
         leaf => recipe_name(leaf),
     }

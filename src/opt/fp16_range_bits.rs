@@ -10,9 +10,10 @@
 //! Recipes handled: `checkpoint` whose stored dtype is the declared one, under any number of
 //! `reshape`, `transpose`, `cast` to fp32 (exact for every stored dtype), `slice` along axis 0
 //! of such a chain without reshape/transpose in between (rows are contiguous bytes), and
-//! `concat` of handled recipes. Anything else — `scale`, rounding casts, RoPE tables — and
-//! tensors holding NaN or ±inf (whose error message the materialising path gives) return
-//! `None`, and the caller materialises the weight.
+//! `concat` of handled recipes; `scale`, `offset` and `scale_along` over row-streamable
+//! recipes are computed on decoded row blocks instead. Anything else — rounding casts, RoPE
+//! tables — and tensors holding NaN or ±inf (whose error message the materialising path
+//! gives) return `None`, and the caller materialises the weight.
 
 use rayon::prelude::*;
 
@@ -148,30 +149,23 @@ pub fn recipe_stats(recipe: &Recipe, ckpt: &Checkpoint) -> Option<RangeStats> {
             inputs.iter().try_fold(RangeStats::default(), |acc, r| Some(acc.plus(recipe_stats(r, ckpt)?)))
         }
         Recipe::Slice { input, axis: 0, start, end } => checkpoint_stats(input, ckpt, Some((*start, *end))),
-        Recipe::Scale { .. } | Recipe::Offset { .. } => scaled_stats(recipe, ckpt),
+        Recipe::Scale { .. } | Recipe::Offset { .. } | Recipe::ScaleAlong { .. } => streamed_stats(recipe, ckpt),
         _ => checkpoint_stats(recipe, ckpt, None),
     }
 }
 
-/// Statistics of `(scale|offset)*(checkpoint)` — a scaled embedding table, say — computed on
-/// row blocks read from the checkpoint, each element rounded after every step exactly as
-/// materialising the recipe rounds it, so the tensor never exists whole in f32.
-fn scaled_stats(recipe: &Recipe, ckpt: &Checkpoint) -> Option<RangeStats> {
-    let chain = crate::weights::RowChain::of(recipe)?;
-    let (tensor, ty) = (chain.tensor, chain.ty);
-    if ckpt.info(tensor)?.shape != ty.shape {
-        return None;
-    }
-    let d0 = ty.shape[0];
-    let row = ty.numel() / d0.max(1);
-    let step = ((1usize << 20) / row.max(1)).max(1);
+/// Statistics of a row-streamable recipe ([`crate::weights::RowStream`]: a scaled embedding
+/// table, a projection with its norm gain folded in, …) computed on row blocks read from the
+/// checkpoint, each element rounded exactly as materialising the recipe rounds it, so the
+/// tensor never exists whole in f32.
+fn streamed_stats(recipe: &Recipe, ckpt: &Checkpoint) -> Option<RangeStats> {
+    let stream = crate::weights::RowStream::of(recipe)?;
+    let step = ((1usize << 20) / stream.row_len.max(1)).max(1);
     let mut total = RangeStats::default();
-    for s in (0..d0).step_by(step) {
-        let mut values = ckpt.rows_to_f32(tensor, s, (s + step).min(d0)).ok()??;
-        chain.apply(&mut values);
+    for s in (0..stream.rows).step_by(step) {
+        let values = stream.rows(ckpt, s, (s + step).min(stream.rows)).ok()?;
         total = total.plus(super::fp16_range::stats(&values));
     }
-    ckpt.release(tensor);
     Some(total)
 }
 

@@ -163,6 +163,10 @@ fn rename_recipe(r: &mut Recipe, p: usize) -> Result<(), String> {
         | Recipe::LutIndices { input, .. }
         | Recipe::LutTable { input, .. } => rename_recipe(input, p),
         Recipe::Concat { inputs, .. } => inputs.iter_mut().try_for_each(|i| rename_recipe(i, p)),
+        Recipe::ScaleAlong { input, scale, .. } => {
+            rename_recipe(input, p)?;
+            rename_recipe(scale, p)
+        }
         Recipe::RopeCos { .. } | Recipe::RopeSin { .. } => Ok(()),
     }
 }

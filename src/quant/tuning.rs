@@ -61,14 +61,16 @@ pub struct Tuning {
 /// Reads a weight's values (row-major) and shape.
 pub type LoadWeight<'a> = dyn Fn(&str) -> Result<(Vec<f32>, Vec<usize>), String> + Sync + 'a;
 
-/// True if `r` keeps axis 1 of its checkpoint tensor as its own axis 1: casts, scales,
-/// reshapes that keep the first two dimensions, slices and concatenations along axis 0.
+/// True if `r` keeps axis 1 of its checkpoint tensor as its own axis 1: casts, scales (by
+/// a constant or, `scale_along`, by a vector: a folded norm gain), reshapes that keep the
+/// first two dimensions, slices and concatenations along axis 0.
 fn keeps_input_axis(r: &Recipe) -> bool {
     match r {
         Recipe::Checkpoint { .. } => true,
-        Recipe::Cast { input, .. } | Recipe::Scale { input, .. } | Recipe::Offset { input, .. } => {
-            keeps_input_axis(input)
-        }
+        Recipe::Cast { input, .. }
+        | Recipe::Scale { input, .. }
+        | Recipe::Offset { input, .. }
+        | Recipe::ScaleAlong { input, .. } => keeps_input_axis(input),
         Recipe::Reshape { input, shape } => {
             let inner = input.infer_type().map(|t| t.shape).unwrap_or_default();
             inner.len() >= 2 && shape.len() >= 2 && shape[..2] == inner[..2] && keeps_input_axis(input)

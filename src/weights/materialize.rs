@@ -25,7 +25,9 @@ use super::{TensorSource, WeightError};
 ///   (int32, uint4 indices, …) needs exact integers in range (|v| < 2^24), else
 ///   [`WeightError::Source`].
 /// - `cast`: round to nearest even; `reshape`/`transpose`/`slice`/`concat`: element moves;
-///   `scale`: each element times `factor` in f64, rounded once; `rope_cos`/`rope_sin`: see
+///   `scale`: each element times `factor` in f64, rounded once; `scale_along`: each element
+///   times the scale's entry at its index along `axis`, in f64, rounded once to the input's
+///   dtype; `rope_cos`/`rope_sin`: see
 ///   [`rope_table`].
 /// - `lut_indices` / `lut_table`: the input is palettized by
 ///   [`crate::quant::palettize_tensor`], once for both recipes of a weight (through
@@ -47,6 +49,25 @@ fn internal(message: impl Into<String>) -> WeightError {
 
 fn floats(t: &Tensor) -> Result<&ArrayD<f32>, WeightError> {
     t.as_f32().ok_or_else(|| internal(format!("expected a float tensor, got {}", t.tensor_type())))
+}
+
+/// `a[…, j, …] ← round_dtype(a[…, j, …] · factors[j])` along `axis`, each product in f64
+/// (both factors are exact there) and rounded once.
+fn scale_along(a: &mut ArrayD<f32>, factors: &ArrayD<f32>, axis: usize, dtype: DType) -> Result<(), WeightError> {
+    if factors.ndim() != 1 || axis >= a.ndim() || factors.len() != a.shape()[axis] {
+        return Err(internal(format!(
+            "scale_along: factors {:?} do not fit axis {axis} of {:?}",
+            factors.shape(),
+            a.shape()
+        )));
+    }
+    // Each lane runs along `axis` (contiguous rows when `axis` is the last one).
+    for mut lane in a.lanes_mut(Axis(axis)) {
+        for (v, &g) in lane.iter_mut().zip(factors.iter()) {
+            *v = round_f64(dtype, f64::from(*v) * f64::from(g));
+        }
+    }
+    Ok(())
 }
 
 /// `checkpoint(…)` of a float tensor under zero or more casts: its name, its type and the
@@ -163,6 +184,14 @@ fn eval(recipe: &Recipe, src: &dyn TensorSource) -> Result<Tensor, WeightError> 
             let dtype = t.dtype();
             let mut a = owned_floats(t)?;
             a.mapv_inplace(|v| round_f64(dtype, f64::from(v) + value));
+            build(dtype, a)
+        }
+        Recipe::ScaleAlong { input, scale, axis } => {
+            let t = eval(input, src)?;
+            let factors = eval(scale, src)?;
+            let dtype = t.dtype();
+            let mut a = owned_floats(t)?;
+            scale_along(&mut a, floats(&factors)?, *axis, dtype)?;
             build(dtype, a)
         }
         Recipe::RopeCos { inv_freq, len, scale, dtype } => rope_table(inv_freq, *len, *scale, Trig::Cos, *dtype),

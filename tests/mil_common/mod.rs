@@ -70,11 +70,15 @@ fn checkpoint_leaves(r: &Recipe, out: &mut Vec<(String, TensorType)>) {
         | Recipe::Reshape { input, .. }
         | Recipe::Transpose { input, .. }
         | Recipe::Slice { input, .. }
-        | Recipe::Scale { input, .. } => checkpoint_leaves(input, out),
+        | Recipe::Scale { input, .. }
+        | Recipe::Offset { input, .. } => checkpoint_leaves(input, out),
         Recipe::LutIndices { input, .. } | Recipe::LutTable { input, .. } => checkpoint_leaves(input, out),
         Recipe::Concat { inputs, .. } => inputs.iter().for_each(|i| checkpoint_leaves(i, out)),
-        #[allow(unreachable_patterns)]
-        _ => {}
+        Recipe::ScaleAlong { input, scale, .. } => {
+            checkpoint_leaves(input, out);
+            checkpoint_leaves(scale, out);
+        }
+        Recipe::RopeCos { .. } | Recipe::RopeSin { .. } => {}
     }
 }
 

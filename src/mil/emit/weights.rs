@@ -13,7 +13,7 @@ use crate::mil::error::EmitError;
 use crate::mil::proto::DataType;
 use crate::mil::tensor_data::{ConstTensor, tensor_elements, tensor_payload};
 use crate::quant::{Palettized, palettize_tensor_weighted};
-use crate::weights::{WeightCache, materialize};
+use crate::weights::{RowStream, WeightCache, materialize};
 
 /// Constants with fewer elements stay immediate values in the proto (coremltools' policy).
 pub const MIN_BLOB_ELEMENTS: usize = 10;
@@ -183,44 +183,45 @@ impl PaletteStash {
     }
 }
 
-/// Rows per block when a scaled table is streamed to fp16 (≈ 4 MB of f32 for a 640-wide row).
+/// Rows per block when a weight is streamed to fp16 (≈ 4 MB of f32 for a 640-wide row).
 const STREAM_ROWS: usize = 1024;
 
-/// The fp16 payload of `cast((scale|offset)*(checkpoint(float)), fp16)` — an embedding table
-/// with its scale folded in, say — computed in blocks of rows read straight from the source,
-/// so the tensor never exists whole in f32 (262144 × 640 is 671 MB). Each element goes
-/// through exactly the roundings of materialising the recipe (every step rounded to the
-/// checkpoint's dtype, then to fp16). `None` for other recipes or a source that cannot read
-/// rows alone.
+/// The fp16 payload of `cast(r, fp16)` for a row-streamable `r` ([`RowStream`]: an
+/// embedding table with its scale folded in, a fused q/k/v projection with its attention
+/// scale and norm gain folded in, a projection times its norm gain, …) computed in blocks of
+/// rows read straight from the source, in parallel, so the tensor never exists whole in f32
+/// (262144 × 640 is 671 MB). Each element goes through exactly the roundings of
+/// materialising the recipe, then one rounding to fp16. `None` for other recipes or a
+/// source that cannot read rows alone.
 fn streamed_fp16_payload(
     w: &crate::ir::Weight,
     inner: &Recipe,
     cache: &WeightCache,
 ) -> Result<Option<Vec<u8>>, EmitError> {
+    use half::slice::HalfFloatSliceExt;
     use rayon::prelude::*;
-    let Some(chain) = crate::weights::RowChain::of(inner) else { return Ok(None) };
-    let (tensor, ty) = (chain.tensor, chain.ty);
+    let Some(stream) = RowStream::of(inner) else { return Ok(None) };
     let src = cache.source();
     if !src.reads_rows_cheaply() {
         return Ok(None);
     }
     let fail = |message: String| EmitError::Weight { name: w.name.clone(), message, source: None };
-    let rows = ty.shape[0];
-    let row_len: usize = ty.shape[1..].iter().product();
+    let (rows, row_len) = (stream.rows, stream.row_len);
     let mut out = vec![0u8; rows * row_len * 2];
     out.par_chunks_mut((STREAM_ROWS * row_len * 2).max(2)).enumerate().try_for_each(|(k, bytes)| {
         let start = k * STREAM_ROWS;
         let end = (start + STREAM_ROWS).min(rows);
-        let (_, mut values) = src.read_f32_rows(tensor, start, end).map_err(|e| fail(e.to_string()))?;
+        let values = stream.rows(src, start, end).map_err(|e| fail(e.to_string()))?;
         if values.len() * 2 != bytes.len() {
-            return Err(fail(format!("rows {start}..{end} of {tensor:?} have {} values", values.len())));
+            return Err(fail(format!("rows {start}..{end} have {} values", values.len())));
         }
-        chain.apply(&mut values);
-        for (x, b) in values.into_iter().zip(bytes.chunks_exact_mut(2)) {
-            let h = half::f16::from_f32(x);
-            if !h.is_finite() {
-                return Err(fail(format!("{x} is beyond the fp16 range")));
-            }
+        // `half`'s slice conversion (F16C where the CPU has it) rounds as `f16::from_f32`.
+        let mut halves = vec![half::f16::ZERO; values.len()];
+        halves.convert_from_f32_slice(&values);
+        if let Some(i) = halves.iter().position(|h| !h.is_finite()) {
+            return Err(fail(format!("{} is beyond the fp16 range", values[i])));
+        }
+        for (h, b) in halves.into_iter().zip(bytes.chunks_exact_mut(2)) {
             b.copy_from_slice(&h.to_bits().to_le_bytes());
         }
         Ok(())
