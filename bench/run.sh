@@ -9,6 +9,9 @@
 #   PRESET  tiny | small | 1b | 3b | 8b
 # Checkpoints and output folders are cached in $ANEMLLC_BENCH_DIR (default
 # /tmp/anemllc-bench) as PRESET and PRESET.run-out. RAYON_NUM_THREADS limits the threads.
+# When a Python with torch + transformers is available ($ANEMLLC_TORCH_PYTHON, else
+# python3), the same work is then timed in transformers fp32 on the source checkpoint
+# (bench/run_transformers.py) and printed below ours; otherwise only ours is printed.
 set -euo pipefail
 
 preset="${1:?usage: bench/run.sh PRESET [PROMPT_TOKENS [DECODE_STEPS]]}"
@@ -69,3 +72,11 @@ print(f"peak RSS {rss_mb:.0f} MB")
 tokens = [l for l in text.splitlines() if re.fullmatch(r"[\d,]+", l)]
 print("generated: " + (tokens[0] if tokens else "?"))
 PY
+
+torch_python="${ANEMLLC_TORCH_PYTHON:-python3}"
+if "$torch_python" -c "import torch, transformers" 2>/dev/null; then
+    echo "== side by side: transformers fp32, same prompt and steps (bench/run_transformers.py)"
+    "$torch_python" bench/run_transformers.py "$ckpt" "$prompt_len" "$steps"
+else
+    echo "(no torch + transformers in $torch_python: transformers not measured; set ANEMLLC_TORCH_PYTHON)"
+fi
