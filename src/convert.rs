@@ -250,20 +250,7 @@ pub fn convert(
 
 /// True if `r` multiplies by a vector along an axis (a folded norm gain) anywhere.
 fn has_folded_gain(r: &crate::ir::Recipe) -> bool {
-    use crate::ir::Recipe;
-    match r {
-        Recipe::ScaleAlong { .. } => true,
-        Recipe::Cast { input, .. }
-        | Recipe::Reshape { input, .. }
-        | Recipe::Transpose { input, .. }
-        | Recipe::Slice { input, .. }
-        | Recipe::Scale { input, .. }
-        | Recipe::Offset { input, .. }
-        | Recipe::LutIndices { input, .. }
-        | Recipe::LutTable { input, .. } => has_folded_gain(input),
-        Recipe::Concat { inputs, .. } => inputs.iter().any(has_folded_gain),
-        Recipe::Checkpoint { .. } | Recipe::RopeCos { .. } | Recipe::RopeSin { .. } => false,
-    }
+    matches!(r, crate::ir::Recipe::ScaleAlong { .. }) || r.inputs().into_iter().any(has_folded_gain)
 }
 
 /// Whether `convert` folds the norm gains into the projections: when asked to

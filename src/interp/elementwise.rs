@@ -110,7 +110,15 @@ pub fn unary(op: &Op, x: &Tensor) -> OpResult {
         // Exact: flips the sign bit (also of nan and zero).
         return float_result(dtype, a.mapv(|v| -v));
     }
-    let f: fn(f64) -> f64 = match op {
+    let Some(f) = unary_formula(op) else {
+        return Err(format!("`{}` is not a unary elementwise op", op.name()));
+    };
+    float_result(dtype, a.mapv(|v| round_f64(dtype, f(f64::from(v)))))
+}
+
+/// The f64 formula of a rounding unary op (every unary op but `neg`, which is exact).
+fn unary_formula(op: &Op) -> Option<fn(f64) -> f64> {
+    Some(match op {
         Op::Sqrt => f64::sqrt,
         Op::Rsqrt => |v| 1.0 / v.sqrt(),
         Op::Exp => f64::exp,
@@ -118,9 +126,8 @@ pub fn unary(op: &Op, x: &Tensor) -> OpResult {
         Op::Silu => |v| v * sigmoid(v),
         Op::Gelu { mode: GeluMode::Exact } => |v| gelu(GeluMode::Exact, v),
         Op::Gelu { mode: GeluMode::Tanh } => |v| gelu(GeluMode::Tanh, v),
-        other => return Err(format!("`{}` is not a unary elementwise op", other.name())),
-    };
-    float_result(dtype, a.mapv(|v| round_f64(dtype, f(f64::from(v)))))
+        _ => return None,
+    })
 }
 
 /// `out = f(a, b)` elementwise over `shape` (`out` row-major of that shape).
@@ -170,23 +177,15 @@ pub fn unary_into(op: &Op, x: &Tensor, alloc: impl FnOnce(usize) -> Vec<f32>) ->
     let Some(src) = x.as_f32().filter(|a| a.is_standard_layout()).and_then(|a| a.as_slice()) else {
         return unary(op, x);
     };
-    let f: fn(f64) -> f64 = match op {
-        Op::Neg => |v| v,
-        Op::Sqrt => f64::sqrt,
-        Op::Rsqrt => |v| 1.0 / v.sqrt(),
-        Op::Exp => f64::exp,
-        Op::Sigmoid => sigmoid,
-        Op::Silu => |v| v * sigmoid(v),
-        Op::Gelu { mode: GeluMode::Exact } => |v| gelu(GeluMode::Exact, v),
-        Op::Gelu { mode: GeluMode::Tanh } => |v| gelu(GeluMode::Tanh, v),
-        _ => return unary(op, x),
-    };
+    let formula = unary_formula(op);
+    if formula.is_none() && !matches!(op, Op::Neg) {
+        return unary(op, x);
+    }
     let mut out = alloc(src.len());
-    if let Op::Neg = op {
-        // Exact: flips the sign bit (also of nan and zero).
-        out.iter_mut().zip(src).for_each(|(o, &v)| *o = -v);
-    } else {
-        out.iter_mut().zip(src).for_each(|(o, &v)| *o = round_f64(dtype, f(f64::from(v))));
+    match formula {
+        Some(f) => out.iter_mut().zip(src).for_each(|(o, &v)| *o = round_f64(dtype, f(f64::from(v)))),
+        // `neg`, exact: flips the sign bit (also of nan and zero).
+        None => out.iter_mut().zip(src).for_each(|(o, &v)| *o = -v),
     }
     round_slice(dtype, &mut out);
     let out = ArrayD::from_shape_vec(IxDyn(x.shape()), out).map_err(|e| e.to_string())?;

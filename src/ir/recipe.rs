@@ -210,12 +210,10 @@ impl Recipe {
         }
     }
 
-    /// Names of the checkpoint tensors this recipe reads, in input order: a `scale_along`'s
-    /// input before its scale, so the first name is always that of the tensor being shaped
-    /// (calibration statistics are keyed by it).
-    pub fn checkpoint_tensors<'a>(&'a self, out: &mut Vec<&'a str>) {
+    /// The recipes this one is computed from, in input order (a `scale_along`'s input before
+    /// its scale); none for a leaf (`checkpoint`, RoPE tables).
+    pub fn inputs(&self) -> Vec<&Recipe> {
         match self {
-            Recipe::Checkpoint { tensor, .. } => out.push(tensor),
             Recipe::Cast { input, .. }
             | Recipe::Reshape { input, .. }
             | Recipe::Transpose { input, .. }
@@ -223,13 +221,20 @@ impl Recipe {
             | Recipe::Scale { input, .. }
             | Recipe::Offset { input, .. }
             | Recipe::LutIndices { input, .. }
-            | Recipe::LutTable { input, .. } => input.checkpoint_tensors(out),
-            Recipe::Concat { inputs, .. } => inputs.iter().for_each(|r| r.checkpoint_tensors(out)),
-            Recipe::ScaleAlong { input, scale, .. } => {
-                input.checkpoint_tensors(out);
-                scale.checkpoint_tensors(out);
-            }
-            Recipe::RopeCos { .. } | Recipe::RopeSin { .. } => {}
+            | Recipe::LutTable { input, .. } => vec![input],
+            Recipe::Concat { inputs, .. } => inputs.iter().collect(),
+            Recipe::ScaleAlong { input, scale, .. } => vec![input, scale],
+            Recipe::Checkpoint { .. } | Recipe::RopeCos { .. } | Recipe::RopeSin { .. } => Vec::new(),
+        }
+    }
+
+    /// Names of the checkpoint tensors this recipe reads, in input order: a `scale_along`'s
+    /// input before its scale, so the first name is always that of the tensor being shaped
+    /// (calibration statistics are keyed by it).
+    pub fn checkpoint_tensors<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            Recipe::Checkpoint { tensor, .. } => out.push(tensor),
+            _ => self.inputs().into_iter().for_each(|r| r.checkpoint_tensors(out)),
         }
     }
 }
