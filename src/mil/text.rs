@@ -401,3 +401,25 @@ pub fn summary_text(pkg: &PackageContents) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `const` and `constexpr_*` (load-time) ops are not per-call ops: a LUT chunk and its
+    /// fp16 twin get the same per-layer figure.
+    #[test]
+    fn per_layer_figure_leaves_out_constants_and_constexpr_ops() {
+        let counts = |extra: &[(&str, usize)]| {
+            let mut c: BTreeMap<String, usize> =
+                [("conv", 10), ("add", 6), ("transpose", 2)].iter().map(|(k, v)| (k.to_string(), *v)).collect();
+            c.extend(extra.iter().map(|(k, v)| (k.to_string(), *v)));
+            c
+        };
+        let fp16 = per_layer_line(&counts(&[("const", 40)]), Some(2)).unwrap();
+        let lut = per_layer_line(&counts(&[("const", 30), ("constexpr_lut_to_dense", 10)]), Some(2)).unwrap();
+        assert_eq!(fp16, "per layer (2 layers): 9.0 non-const ops (18 in all), 1.0 transposes (2 in all)");
+        assert_eq!(lut, fp16);
+        assert_eq!(per_layer_line(&counts(&[]), None), None, "no layer count, no figure");
+    }
+}
