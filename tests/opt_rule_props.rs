@@ -792,18 +792,18 @@ fn attention_cases(v: &mut Vec<Case>) {
 
 fn economy_cases(v: &mut Vec<Case>) {
     for t in FLOATS {
-        // q heads in prefill: [1, n·d, 1, S] → [1, n, S, d].
+        // Heads in prefill: [1, n·d, 1, S] → [1, n, d, S], and back.
         for (n, d, s) in [(2, 3, 4), (3, 2, 5)] {
             let c = n * d;
             let body = format!(
-                "    %a = transpose(%x) {{perm = [0, 3, 2, 1]}} : T[1, {s}, 1, {c}]\n    %b = reshape(%a) {{shape = [1, {s}, {n}, {d}]}} : T[1, {s}, {n}, {d}]\n    %y = transpose(%b) {{perm = [0, 2, 1, 3]}} : T[1, {n}, {s}, {d}]"
+                "    %a = transpose(%x) {{perm = [0, 3, 2, 1]}} : T[1, {s}, 1, {c}]\n    %b = reshape(%a) {{shape = [1, {s}, {n}, {d}]}} : T[1, {s}, {n}, {d}]\n    %y = transpose(%b) {{perm = [0, 2, 3, 1]}} : T[1, {n}, {d}, {s}]"
             );
-            let src = func(t, "", &format!("%x: T[1, {c}, 1, {s}]"), &format!("y: T[1, {n}, {s}, {d}]"), &body, "%y");
+            let src = func(t, "", &format!("%x: T[1, {c}, 1, {s}]"), &format!("y: T[1, {n}, {d}, {s}]"), &body, "%y");
             v.push(case("heads-from-channels", "layout", src, Tol::Exact));
             let body = format!(
-                "    %a = transpose(%x) {{perm = [0, 2, 1, 3]}} : T[1, {s}, {n}, {d}]\n    %b = reshape(%a) {{shape = [1, {s}, 1, {c}]}} : T[1, {s}, 1, {c}]\n    %y = transpose(%b) {{perm = [0, 3, 2, 1]}} : T[1, {c}, 1, {s}]"
+                "    %a = transpose(%x) {{perm = [0, 3, 1, 2]}} : T[1, {s}, {n}, {d}]\n    %b = reshape(%a) {{shape = [1, {s}, 1, {c}]}} : T[1, {s}, 1, {c}]\n    %y = transpose(%b) {{perm = [0, 3, 2, 1]}} : T[1, {c}, 1, {s}]"
             );
-            let src = func(t, "", &format!("%x: T[1, {n}, {s}, {d}]"), &format!("y: T[1, {c}, 1, {s}]"), &body, "%y");
+            let src = func(t, "", &format!("%x: T[1, {n}, {d}, {s}]"), &format!("y: T[1, {c}, 1, {s}]"), &body, "%y");
             v.push(case("channels-from-heads", "layout", src, Tol::Exact));
         }
         // Decode scores grouped [1, nkv, rep, C] regrouped to [1, nh, 1, C], masked by [1, 1, 1, C].

@@ -233,50 +233,73 @@ impl Layer<'_, '_> {
         self.op(Op::Linear, &args, name)
     }
 
-    /// `[1, S, n·hd]` → `[1, n, S, hd]`, with an optional per-head RMSNorm before the transpose.
-    fn heads(&mut self, x: ValueId, n: usize, norm: Option<&str>, name: &str) -> Result<ValueId, TypeError> {
-        let (s, hd) = (self.s, self.d.head_dim);
-        let mut y = self.op(Op::Reshape { shape: vec![1, s, n, hd] }, &[x], &format!("{name}_split"))?;
-        if let Some(gain) = norm {
-            let g = self.b.weight(gain, &format!("{name}_norm_gain"))?;
-            y = self.op(Op::RmsNorm { axis: -1, eps: self.d.eps }, &[y, g], &format!("{name}_normed"))?;
-        }
-        self.op(Op::Transpose { perm: vec![0, 2, 1, 3] }, &[y], &format!("{name}_heads"))
+    /// The axis of the head dimension in a `heads` result: 2 for `[1, n, hd, S]` (several
+    /// rows), 3 for `[1, n, 1, hd]` (one row: the same element order, the cache's row form).
+    fn hd_axis(&self) -> usize {
+        if self.s > 1 { 2 } else { 3 }
     }
 
-    /// Half-split (NeoX) rotary embedding: `x·cos + rotate_half(x)·sin`, computed as
-    /// `x·cos + swap_halves(x)·sin_signed` (`sin_signed`: the sine rows with their first half
+    /// The shape of one head's `[hd, S]` (or `[1, hd]`) block in the `heads` layout, with
+    /// `lead` in front.
+    fn head_block(&self, lead: &[usize]) -> Vec<usize> {
+        let (s, hd) = (self.s, self.d.head_dim);
+        let block = if s > 1 { [hd, s] } else { [1, hd] };
+        lead.iter().copied().chain(block).collect()
+    }
+
+    /// `[1, S, n·hd]` → heads `[1, n, hd, S]`: the head dimension before the rows, the
+    /// projection's own channels-first order (`layout` turns this into a reshape of the conv
+    /// output, no transpose). For one row, `[1, n, 1, hd]`, the same element order.
+    fn heads(&mut self, x: ValueId, n: usize, name: &str) -> Result<ValueId, TypeError> {
+        let (s, hd) = (self.s, self.d.head_dim);
+        let y = self.op(Op::Reshape { shape: vec![1, s, n, hd] }, &[x], &format!("{name}_split"))?;
+        let perm = if s > 1 { vec![0, 2, 3, 1] } else { vec![0, 2, 1, 3] };
+        self.op(Op::Transpose { perm }, &[y], &format!("{name}_heads"))
+    }
+
+    /// Half-split (NeoX) rotary embedding of `heads` with `cos`/`sin_signed` shaped
+    /// `[1, 1, hd, S]` (`[1, 1, 1, hd]` for one row): `x·cos + rotate_half(x)·sin`, computed
+    /// as `x·cos + swap_halves(x)·sin_signed` (`sin_signed`: the sine with its first half
     /// negated, see `lower::push_rope_tables`), which is the same value bit for bit.
     fn rope(&mut self, x: ValueId, cos: ValueId, sin_signed: ValueId, name: &str) -> Result<ValueId, TypeError> {
-        let half = self.d.head_dim / 2;
-        let parts = self.b.op_multi(Op::Split { axis: 3, sizes: vec![half, half] }, &[x], &format!("{name}_half"))?;
-        let rot = self.op(Op::Concat { axis: 3 }, &[parts[1], parts[0]], &format!("{name}_rot"))?;
-        let sin = sin_signed;
+        let (half, axis) = (self.d.head_dim / 2, self.hd_axis() as i64);
+        let parts = self.b.op_multi(Op::Split { axis, sizes: vec![half, half] }, &[x], &format!("{name}_half"))?;
+        let rot = self.op(Op::Concat { axis }, &[parts[1], parts[0]], &format!("{name}_rot"))?;
         let a = self.op(Op::Mul, &[x, cos], &format!("{name}_cos"))?;
-        let c = self.op(Op::Mul, &[rot, sin], &format!("{name}_sin"))?;
+        let c = self.op(Op::Mul, &[rot, sin_signed], &format!("{name}_sin"))?;
         self.op(Op::Add, &[a, c], &format!("{name}_rope"))
     }
 
-    /// Repeats KV heads `[1, nkv, C, hd]` → `[1, nh, C, hd]` (head j serves query heads
-    /// j·rep … j·rep+rep−1, as transformers' `repeat_kv`).
-    fn repeat_kv(&mut self, x: ValueId, name: &str) -> Result<ValueId, TypeError> {
-        let d = self.d;
-        let rep = d.heads / d.kv_heads;
-        if rep == 1 {
-            return Ok(x);
+    /// This step's K and V heads (`heads` layout) as the cache's rows `[1, nkv, S, hd]`.
+    /// Several rows: one transpose of K and V side by side (the layer's one transpose);
+    /// one row: already in row form.
+    fn cache_rows(&mut self, k: ValueId, v: ValueId) -> Result<(ValueId, ValueId), TypeError> {
+        if self.s == 1 {
+            return Ok((k, v));
         }
-        let len = self.b.tensor_ty(x).shape[2];
-        let y =
-            self.op(Op::Reshape { shape: vec![1, d.kv_heads, 1, len, d.head_dim] }, &[x], &format!("{name}_unsq"))?;
-        let y =
-            self.op(Op::Expand { shape: vec![1, d.kv_heads, rep, len, d.head_dim] }, &[y], &format!("{name}_rep"))?;
-        self.op(Op::Reshape { shape: vec![1, d.heads, len, d.head_dim] }, &[y], &format!("{name}_gqa"))
+        let kv = self.op(Op::Concat { axis: 1 }, &[k, v], "kv_new")?;
+        let rows = self.op(Op::Transpose { perm: vec![0, 1, 3, 2] }, &[kv], "kv_rows")?;
+        let nkv = self.d.kv_heads;
+        let parts = self.b.op_multi(Op::Split { axis: 1, sizes: vec![nkv, nkv] }, &[rows], "kv_parts")?;
+        Ok((parts[0], parts[1]))
     }
 
     /// RMSNorm of `x` with the gain weight `gain` (read as the value `gain_value`).
     fn rms_norm(&mut self, x: ValueId, gain: &str, gain_value: &str, name: &str) -> Result<ValueId, TypeError> {
+        self.rms_norm_along(x, -1, gain, gain_value, name)
+    }
+
+    /// RMSNorm of `x` along `axis` (a per-head norm of `[1, n, hd, S]` heads runs along 2).
+    fn rms_norm_along(
+        &mut self,
+        x: ValueId,
+        axis: i64,
+        gain: &str,
+        gain_value: &str,
+        name: &str,
+    ) -> Result<ValueId, TypeError> {
         let g = self.b.weight(gain, gain_value)?;
-        self.op(Op::RmsNorm { axis: -1, eps: self.d.eps }, &[x, g], name)
+        self.op(Op::RmsNorm { axis, eps: self.d.eps }, &[x, g], name)
     }
 
     /// The RMSNorm of a block's input (read by projections only): with `fold_norms` without
@@ -422,16 +445,19 @@ pub fn lower_layer(
         (fused.weight.clone(), t.gate_proj.clone(), t.up_proj.clone())
     };
     let x = l.input_norm(h, &t.input_norm, "input_norm", "attn_in")?;
-    // One projection for q, k and v (the attention scale folded into q), one heads layout,
-    // RoPE once over the q and k heads side by side (see `fused_qkv`).
+    // One projection for q, k and v (the attention scale folded into q), heads kept in the
+    // projection's `[1, n, hd, S]` order, RoPE once over the q and k heads side by side (see
+    // `fused_qkv`). Only the new K/V rows are turned into the cache's `[1, nkv, S, hd]` rows:
+    // in prefill that is the layer's one transpose (see `Layer::cache_rows`).
     let qkv = l.linear(x, &qkv_w, fused.bias.as_deref(), "qkv")?;
-    let qkv = l.heads(qkv, d.heads + 2 * d.kv_heads, None, "qkv")?;
+    let qkv = l.heads(qkv, d.heads + 2 * d.kv_heads, "qkv")?;
     let (qk, v) = match (&t.qk_norm, &fused.q_norm) {
         (Some([_, k_norm]), Some(q_norm)) => {
             let sizes = vec![d.heads, d.kv_heads, d.kv_heads];
             let parts = l.b.op_multi(Op::Split { axis: 1, sizes }, &[qkv], "qkv_parts")?;
-            let q = l.rms_norm(parts[0], q_norm, "q_norm_gain", "q_normed")?;
-            let k = l.rms_norm(parts[1], k_norm, "k_norm_gain", "k_normed")?;
+            let axis = l.hd_axis() as i64;
+            let q = l.rms_norm_along(parts[0], axis, q_norm, "q_norm_gain", "q_normed")?;
+            let k = l.rms_norm_along(parts[1], axis, k_norm, "k_norm_gain", "k_normed")?;
             let qk = l.op(Op::Concat { axis: 1 }, &[q, k], "qk")?;
             (qk, parts[2])
         }
@@ -442,27 +468,45 @@ pub fn lower_layer(
         }
     };
 
+    // The tables are stored `[hd, positions]` (see `lower::push_rope_tables`): gathering
+    // columns gives `[hd, S]`, the heads' order.
     let table = if sliding && has_local_rope(m) { "rope_local" } else { "rope" };
     let cos_table = l.b.weight(&format!("{table}.cos"), "cos_table")?;
     let sin_table = l.b.weight(&format!("{table}.sin_signed"), "sin_table")?;
-    let cos = l.op(Op::Gather { axis: 0 }, &[cos_table, position_ids], "cos_rows")?;
-    let sin = l.op(Op::Gather { axis: 0 }, &[sin_table, position_ids], "sin_rows")?;
-    let cos = l.op(Op::Reshape { shape: vec![1, 1, s, d.head_dim] }, &[cos], "cos")?;
-    let sin = l.op(Op::Reshape { shape: vec![1, 1, s, d.head_dim] }, &[sin], "sin")?;
+    let cos = l.op(Op::Gather { axis: 1 }, &[cos_table, position_ids], "cos_cols")?;
+    let sin = l.op(Op::Gather { axis: 1 }, &[sin_table, position_ids], "sin_cols")?;
+    let cos = l.op(Op::Reshape { shape: l.head_block(&[1, 1]) }, &[cos], "cos")?;
+    let sin = l.op(Op::Reshape { shape: l.head_block(&[1, 1]) }, &[sin], "sin")?;
     let qk = l.rope(qk, cos, sin, "qk")?;
     let qk_parts = l.b.op_multi(Op::Split { axis: 1, sizes: vec![d.heads, d.kv_heads] }, &[qk], "qk_parts")?;
     let (q, k) = (qk_parts[0], qk_parts[1]);
+    let (k, v) = l.cache_rows(k, v)?;
 
     let att = if sliding && mode.is_rotate() && d.rotates() {
         cache_rotated(&mut l, kv, k, v, cache_len)?
     } else {
         cache_at_position(&mut l, kv, k, v, current_pos, mask, cache_len)?
     };
-    let k_all = l.repeat_kv(att.k, "k_all")?;
-    let v_all = l.repeat_kv(att.v, "v_all")?;
 
-    // The queries are already scaled by `d.attn_scale` (folded into their weights).
-    let mut scores = l.op(Op::Matmul { transpose_a: false, transpose_b: true }, &[q, k_all], "scores")?;
+    // Grouped-query attention without repeating K/V (the queries are already scaled by
+    // `d.attn_scale`, folded into their weights). Several rows: the query heads of KV head
+    // j are `[j, 0..r]` of `[nkv, r, hd, S]`, K/V `[nkv, 1, keys, hd]` broadcast over them,
+    // the scores are `qᵀ·kᵀ` = `[nkv, r, S, keys]` and the output is computed transposed,
+    // `vᵀ·pᵀ` = `[nkv, r, hd, S]`: the o projection's channels-first input as is. One row:
+    // the query heads of a KV head are its `r` rows, `[1, nkv, r, hd]`, against the cache
+    // rows as they are.
+    let (rep, keys) = (d.heads / d.kv_heads, l.b.tensor_ty(att.k).shape[2]);
+    let (q, k_all, v_all, ta) = if s > 1 {
+        let q = l.op(Op::Reshape { shape: vec![d.kv_heads, rep, d.head_dim, s] }, &[q], "q_groups")?;
+        let group = |l: &mut Layer<'_, '_>, x: ValueId, name: &str| {
+            l.op(Op::Reshape { shape: vec![d.kv_heads, 1, keys, d.head_dim] }, &[x], name)
+        };
+        (q, group(&mut l, att.k, "k_groups")?, group(&mut l, att.v, "v_groups")?, true)
+    } else {
+        let q = l.op(Op::Reshape { shape: vec![1, d.kv_heads, rep, d.head_dim] }, &[q], "q_groups")?;
+        (q, att.k, att.v, false)
+    };
+    let mut scores = l.op(Op::Matmul { transpose_a: ta, transpose_b: true }, &[q, k_all], "scores")?;
     if let Some(cap) = d.attn_softcap {
         scores = softcap(l.b, scores, cap, "scores_capped")?;
     }
@@ -470,8 +514,14 @@ pub fn lower_layer(
         scores = l.op(Op::Add, &[scores, mask], "scores_masked")?;
     }
     let probs = l.op(Op::Softmax { axis: -1 }, &[scores], "probs")?;
-    let attn = l.op(Op::Matmul { transpose_a: false, transpose_b: false }, &[probs, v_all], "attn")?;
-    let attn = l.op(Op::Transpose { perm: vec![0, 2, 1, 3] }, &[attn], "attn_rows")?;
+    let attn = if s > 1 {
+        l.op(Op::Matmul { transpose_a: true, transpose_b: true }, &[v_all, probs], "attn")?
+    } else {
+        l.op(Op::Matmul { transpose_a: false, transpose_b: false }, &[probs, v_all], "attn")?
+    };
+    let attn = l.op(Op::Reshape { shape: l.head_block(&[1, d.heads]) }, &[attn], "attn_heads")?;
+    let perm = if s > 1 { vec![0, 3, 1, 2] } else { vec![0, 2, 1, 3] };
+    let attn = l.op(Op::Transpose { perm }, &[attn], "attn_rows")?;
     let attn = l.op(Op::Reshape { shape: vec![1, s, d.heads * d.head_dim] }, &[attn], "attn_flat")?;
     let mut o = l.linear(attn, &t.o_proj, None, "o")?;
     if let Some([attn_out, _]) = &t.out_norms {

@@ -249,23 +249,25 @@ fn lm_head_piece_weights(
     names
 }
 
-/// Declares the `{prefix}.cos` and `{prefix}.sin_signed` tables `[context, head_dim]`.
-/// `sin_signed` is the sine table with its first half negated: rotate_half's sign lives in
+/// Declares the `{prefix}.cos` and `{prefix}.sin_signed` tables, stored transposed as
+/// `[head_dim, context]` (one column per position, so a layer gathers its rows' columns in
+/// the heads' `[hd, S]` order). `sin_signed` is the sine table with its first half negated: rotate_half's sign lives in
 /// the table, so the lowering rotates with a split and a concat and no negation
 /// (`x·cos + concat(−x₂, x₁)·sin = x·cos + concat(x₂, x₁)·sin_signed`, exactly: negation is
 /// exact in floating point).
 fn push_rope_tables(weights: &mut Vec<Weight>, prefix: &str, inv_freq: &[f64], len: usize, dim: usize, scale: f64) {
     let (f, dtype) = (inv_freq.to_vec(), DType::F32);
-    let ty = TensorType::new(DType::F32, vec![len, dim]);
+    let ty = TensorType::new(DType::F32, vec![dim, len]);
+    let columns = |r: Recipe| Recipe::Transpose { input: Box::new(r), perm: vec![1, 0] };
     let cos = Recipe::RopeCos { inv_freq: f.clone(), len, scale, dtype };
-    weights.push(Weight { name: format!("{prefix}.cos"), ty: ty.clone(), recipe: cos });
+    weights.push(Weight { name: format!("{prefix}.cos"), ty: ty.clone(), recipe: columns(cos) });
     let sin = Recipe::RopeSin { inv_freq: f, len, scale, dtype };
     let half = |start: usize| Recipe::Slice { input: Box::new(sin.clone()), axis: 1, start, end: start + dim / 2 };
     let signed = Recipe::Concat {
         inputs: vec![Recipe::Scale { input: Box::new(half(0)), factor: -1.0 }, half(dim / 2)],
         axis: 1,
     };
-    weights.push(Weight { name: format!("{prefix}.sin_signed"), ty, recipe: signed });
+    weights.push(Weight { name: format!("{prefix}.sin_signed"), ty, recipe: columns(signed) });
 }
 
 /// A module name made of the folder's base name, restricted to symbol characters.

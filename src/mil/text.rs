@@ -280,20 +280,72 @@ fn chunk_layers(pkg: &PackageContents) -> Option<usize> {
     (b > a).then_some(b - a)
 }
 
+/// All names an op reads.
+fn input_names(op: &Operation) -> impl Iterator<Item = &str> {
+    op.inputs.values().flat_map(|a| &a.arguments).filter_map(|b| match &b.binding {
+        Some(B::Name(n)) => Some(n.as_str()),
+        _ => None,
+    })
+}
+
+/// Transposes at the function's boundary: those with no `conv` (projection) before them or
+/// none after them — an FFN chunk's `[1, S, H]` hidden-state I/O meeting its `(1, C, 1, S)`
+/// residual stream (and, in the last chunk, the final norm's layout), not work of a decoder
+/// layer. Ops are in topological order.
+fn boundary_transposes(b: &Block) -> usize {
+    let mut after_conv: BTreeSet<&str> = BTreeSet::new();
+    let mut no_conv_before = BTreeSet::new();
+    for (i, op) in b.operations.iter().enumerate() {
+        let tainted = op.r#type == "conv" || input_names(op).any(|n| after_conv.contains(n));
+        if tainted {
+            after_conv.extend(op.outputs.iter().map(|o| o.name.as_str()));
+        } else if op.r#type == "transpose" {
+            no_conv_before.insert(i);
+        }
+    }
+    let mut before_conv: BTreeSet<&str> = BTreeSet::new();
+    let mut no_conv_after = BTreeSet::new();
+    for (i, op) in b.operations.iter().enumerate().rev() {
+        let feeds = op.r#type == "conv" || op.outputs.iter().any(|o| before_conv.contains(o.name.as_str()));
+        if feeds {
+            before_conv.extend(input_names(op));
+        } else if op.r#type == "transpose" {
+            no_conv_after.insert(i);
+        }
+    }
+    no_conv_before.union(&no_conv_after).count()
+}
+
 /// The ANE graph economy of one function of an FFN chunk: non-const ops and transposes per
-/// decoder layer (issue #15's measure). `const` ops only hold values and `constexpr_*` ops
-/// (LUT decompression) are evaluated once when the model loads, so neither counts: a LUT6
-/// chunk and its fp16 twin have the same figure.
-fn per_layer_line(counts: &BTreeMap<String, usize>, layers: Option<usize>) -> Option<String> {
+/// decoder layer (issue #15's measure), and how many of the transposes sit at the chunk's
+/// boundary (`boundary`, see [`boundary_transposes`]; they are per chunk, not per layer).
+/// `const` ops only hold values and `constexpr_*` ops (LUT decompression) are evaluated once
+/// when the model loads, so neither counts: a LUT6 chunk and its fp16 twin have the same
+/// figure.
+fn per_layer_line(counts: &BTreeMap<String, usize>, boundary: usize, layers: Option<usize>) -> Option<String> {
     let layers = layers?;
     let runs_per_call = |op: &str| op != "const" && !op.starts_with("constexpr_");
     let ops: usize = counts.iter().filter(|(k, _)| runs_per_call(k)).map(|(_, v)| v).sum();
     let transposes = counts.get("transpose").copied().unwrap_or(0);
+    let inside = transposes.saturating_sub(boundary);
     Some(format!(
-        "per layer ({layers} layers): {:.1} non-const ops ({ops} in all), {:.1} transposes ({transposes} in all)",
+        "per layer ({layers} layers): {:.1} non-const ops ({ops} in all), {:.1} transposes ({transposes} in all: \
+         {:.1} per layer inside the layers, {boundary} at the chunk's input/output)",
         ops as f64 / layers as f64,
-        transposes as f64 / layers as f64
+        transposes as f64 / layers as f64,
+        inside as f64 / layers as f64
     ))
+}
+
+/// Counts of `f`'s ops by type and its boundary transposes ([`boundary_transposes`]).
+fn function_economy(f: &super::proto::Function) -> (BTreeMap<String, usize>, usize) {
+    let mut counts = BTreeMap::new();
+    let mut boundary = 0;
+    if let Some(b) = f.block_specializations.get(&f.opset) {
+        count_ops(b, &mut counts);
+        boundary = boundary_transposes(b);
+    }
+    (counts, boundary)
 }
 
 /// The per-layer economy lines of every function (`name: …`), for snapshot tests.
@@ -301,12 +353,8 @@ pub fn economy_text(pkg: &PackageContents) -> String {
     let mut out = String::new();
     let Some(program) = pkg.program() else { return out };
     for name in pkg.function_names() {
-        let f = &program.functions[&name];
-        let mut counts = BTreeMap::new();
-        if let Some(b) = f.block_specializations.get(&f.opset) {
-            count_ops(b, &mut counts);
-        }
-        if let Some(line) = per_layer_line(&counts, chunk_layers(pkg)) {
+        let (counts, boundary) = function_economy(&program.functions[&name]);
+        if let Some(line) = per_layer_line(&counts, boundary, chunk_layers(pkg)) {
             let _ = writeln!(out, "{name}: {line}");
         }
     }
@@ -336,6 +384,7 @@ pub fn summary_text(pkg: &PackageContents) -> String {
             count_ops(b, &mut counts);
             blob_refs(b, &mut refs);
         }
+        let boundary = function_economy(f).1;
         let n: usize = counts.values().sum();
         let _ = writeln!(out, "  {name} <{}>: {n} ops", opset_target(&f.opset));
         let (inputs, outputs, states) = pkg.features(name);
@@ -345,7 +394,7 @@ pub fn summary_text(pkg: &PackageContents) -> String {
             }
         }
         let _ = writeln!(out, "    ops: {}", counts_text(&counts));
-        if let Some(line) = per_layer_line(&counts, chunk_layers(pkg)) {
+        if let Some(line) = per_layer_line(&counts, boundary, chunk_layers(pkg)) {
             let _ = writeln!(out, "    {line}");
         }
         for (k, v) in counts {
@@ -416,10 +465,49 @@ mod tests {
             c.extend(extra.iter().map(|(k, v)| (k.to_string(), *v)));
             c
         };
-        let fp16 = per_layer_line(&counts(&[("const", 40)]), Some(2)).unwrap();
-        let lut = per_layer_line(&counts(&[("const", 30), ("constexpr_lut_to_dense", 10)]), Some(2)).unwrap();
-        assert_eq!(fp16, "per layer (2 layers): 9.0 non-const ops (18 in all), 1.0 transposes (2 in all)");
+        let fp16 = per_layer_line(&counts(&[("const", 40)]), 2, Some(2)).unwrap();
+        let lut = per_layer_line(&counts(&[("const", 30), ("constexpr_lut_to_dense", 10)]), 2, Some(2)).unwrap();
+        assert_eq!(
+            fp16,
+            "per layer (2 layers): 9.0 non-const ops (18 in all), 1.0 transposes (2 in all: 0.0 per layer inside \
+             the layers, 2 at the chunk's input/output)"
+        );
         assert_eq!(lut, fp16);
-        assert_eq!(per_layer_line(&counts(&[]), None), None, "no layer count, no figure");
+        assert_eq!(per_layer_line(&counts(&[]), 0, None), None, "no layer count, no figure");
+    }
+
+    /// A chain h → reshape → transpose → conv → transpose → conv → transpose → reshape → y:
+    /// the first transpose has no conv before it, the last none after it; the middle one is
+    /// between two convs, inside a layer.
+    #[test]
+    fn boundary_transposes_are_those_next_to_the_function_io() {
+        use super::super::proto::{Argument, NamedValueType, argument};
+        let op = |ty: &str, x: &str, out: &str| Operation {
+            r#type: ty.into(),
+            inputs: [(
+                "x".to_string(),
+                Argument { arguments: vec![argument::Binding { binding: Some(B::Name(x.into())) }] },
+            )]
+            .into(),
+            outputs: vec![NamedValueType { name: out.into(), r#type: None }],
+            ..Default::default()
+        };
+        let b = Block {
+            outputs: vec!["y".into()],
+            operations: vec![
+                op("reshape", "h", "a"),
+                op("transpose", "a", "b"),
+                op("conv", "b", "c"),
+                op("transpose", "c", "d"),
+                op("conv", "d", "e"),
+                op("transpose", "e", "f"),
+                op("reshape", "f", "y"),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(boundary_transposes(&b), 2);
+        let mut no_first_conv = b.clone();
+        no_first_conv.operations[2].r#type = "add".into();
+        assert_eq!(boundary_transposes(&no_first_conv), 3, "nothing before the second conv is inside");
     }
 }

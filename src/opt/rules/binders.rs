@@ -110,11 +110,11 @@ fn heads_cf_shape(eg: &mut EG, a: &[Val]) -> Option<Id> {
     (rows == rows2 && n * d == c).then(|| add_sizes(eg, &[1, n, d, rows]))
 }
 
-/// Channels-first rows straight from heads: for `a : [1, n, S, d]` and `s = [1, S, 1, n·d]`,
+/// Channels-first rows straight from heads: for `a : [1, n, d, S]` and `s = [1, S, 1, n·d]`,
 /// the shape `[1, n·d, 1, S]`.
 fn channels_cf_shape(eg: &mut EG, a: &[Val]) -> Option<Id> {
     let (x, s) = (shape(eg, a[0].id())?, sizes(eg, a[1].id())?);
-    let (&[1, n, rows, d], &[1, rows2, 1, c]) = (&x[..], &s[..]) else { return None };
+    let (&[1, n, d, rows], &[1, rows2, 1, c]) = (&x[..], &s[..]) else { return None };
     (rows == rows2 && n * d == c).then(|| add_sizes(eg, &[1, c, 1, rows]))
 }
 
@@ -244,7 +244,7 @@ pub const TABLE: &[Binder] = &[
     Binder {
         name: "channels_cf_shape",
         params: "cc",
-        doc: "[1, n·d, 1, S] for a : [1, n, S, d] and s = [1, S, 1, n·d]",
+        doc: "[1, n·d, 1, S] for a : [1, n, d, S] and s = [1, S, 1, n·d]",
         f: channels_cf_shape,
     },
     Binder { name: "conv_weight_shape", params: "c", doc: "[O, I] → [O, I, 1, 1]", f: conv_weight_shape },
