@@ -1,4 +1,4 @@
-//! Small filesystem helpers shared by the commands.
+//! Small helpers shared by the commands: files, signals, allocation, value scans.
 
 use std::io::Write;
 use std::path::Path;
@@ -80,5 +80,36 @@ pub fn reuse_large_allocations() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
+/// The index of the first non-finite value (NaN or ±inf) of `data`, scanned in parallel:
+/// a branch-free pass per run of values (it vectorises), the position searched only in a
+/// run that has one.
+pub fn first_non_finite(data: &[f32]) -> Option<usize> {
+    use rayon::prelude::*;
+    const RUN: usize = 1 << 16;
+    data.par_chunks(RUN)
+        .enumerate()
+        .filter(|(_, run)| run.iter().fold(false, |bad, v| bad | !v.is_finite()))
+        .filter_map(|(r, run)| run.iter().position(|v| !v.is_finite()).map(|i| r * RUN + i))
+        .min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_non_finite;
+
+    /// The first bad value wins wherever the runs split, and NaN counts like ±inf.
+    #[test]
+    fn first_non_finite_finds_the_earliest_across_runs() {
+        let mut v = vec![1.0f32; 3 * (1 << 16) + 5];
+        assert_eq!(first_non_finite(&v), None);
+        v[(1 << 16) * 2 + 7] = f32::INFINITY;
+        v[(1 << 16) + 3] = f32::NAN;
+        assert_eq!(first_non_finite(&v), Some((1 << 16) + 3));
+        v[0] = f32::NEG_INFINITY;
+        assert_eq!(first_non_finite(&v), Some(0));
+        assert_eq!(first_non_finite(&[]), None);
     }
 }

@@ -109,7 +109,7 @@ pub fn palettize_tensor_weighted(
             message: format!("has {numel} elements but {} values were given", values.len()),
         });
     }
-    if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+    if let Some(index) = crate::util::first_non_finite(values) {
         return Err(QuantError::NonFinite { index, value: values[index] });
     }
     let k = 1usize << bits;

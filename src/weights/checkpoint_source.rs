@@ -7,15 +7,7 @@ use super::{TensorSource, WeightError};
 /// [`WeightError::NonFinite`] (first index, NaN and ±Inf counts from there) if `data` holds
 /// a non-finite value.
 fn reject_non_finite(name: &str, file: &std::path::Path, data: &[f32]) -> Result<(), WeightError> {
-    use rayon::prelude::*;
-    const RUN: usize = 1 << 16;
-    // A branch-free scan per run (vectorises), the position only in a run that has one.
-    let first = data
-        .par_chunks(RUN)
-        .enumerate()
-        .filter(|(_, run)| run.iter().fold(false, |bad, v| bad | !v.is_finite()))
-        .filter_map(|(r, run)| run.iter().position(|v| !v.is_finite()).map(|i| r * RUN + i))
-        .min();
+    let first = crate::util::first_non_finite(data);
     match first {
         None => Ok(()),
         Some(first) => {

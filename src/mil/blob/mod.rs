@@ -10,13 +10,16 @@
 //! - [`format`]: constants, [`BlobDType`] and the header/metadata records.
 //! - [`pack`]: sub-byte (1…6-bit) LSB-first packing and unpacking.
 //! - [`writer`]: the streaming [`BlobWriter`] (each blob written as it comes).
+//! - [`direct`]: [`DirectFile`], the staging writer under it that bypasses the page cache.
 //! - [`reader`]: [`BlobFile`], a validated view over an existing file.
 
+pub mod direct;
 pub mod format;
 pub mod pack;
 pub mod reader;
 pub mod writer;
 
+pub use direct::DirectFile;
 pub use format::{BlobDType, BlobError, BlobMetadata};
 pub use reader::{BlobFile, BlobRecord};
 pub use writer::{BlobSummary, BlobWriter};

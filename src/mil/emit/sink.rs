@@ -5,7 +5,8 @@
 //! Why a thread: copying a payload into the page cache is single-threaded kernel work (about
 //! a quarter of a 1B LUT6 convert's CPU time was the main thread in `write`, while the rayon
 //! workers that palettize waited for it). Handing each finished payload to a writer thread
-//! overlaps that copy with the palettization of the next weight.
+//! overlaps that copy with the palettization of the next weight; the thread writes through
+//! [`DirectFile`], which skips the page-cache copy where the platform allows it.
 //!
 //! Invariants:
 //! - offsets are assigned on the caller's thread by the writer's own placement rule
@@ -18,14 +19,13 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use crate::mil::blob::format::RECORD_SIZE;
 use crate::mil::blob::writer::place;
-use crate::mil::blob::{BlobDType, BlobError, BlobSummary, BlobWriter};
+use crate::mil::blob::{BlobDType, BlobError, BlobSummary, BlobWriter, DirectFile};
 use crate::mil::error::EmitError;
 
 /// Payloads that may wait for the writer thread.
@@ -138,7 +138,7 @@ impl Drop for BlobSink {
 /// caller was given, then writes the header and makes the file durable.
 fn write_blobs(path: &Path, file: File, blobs: Receiver<Pending>) -> Result<BlobSummary, EmitError> {
     let blob_err = |source: BlobError| EmitError::Blob { path: path.to_path_buf(), source };
-    let mut writer = BlobWriter::new(BufWriter::new(file)).map_err(blob_err)?;
+    let mut writer = BlobWriter::new(DirectFile::new(file)).map_err(blob_err)?;
     for blob in blobs {
         let offset = writer.append(blob.dtype, blob.n, &blob.payload).map_err(blob_err)?;
         if offset != blob.offset {
@@ -149,7 +149,7 @@ fn write_blobs(path: &Path, file: File, blobs: Receiver<Pending>) -> Result<Blob
         }
     }
     let (summary, out) = writer.finish().map_err(blob_err)?;
-    let file = out.into_inner().map_err(|e| EmitError::Io { path: path.to_path_buf(), source: e.into_error() })?;
+    let file = out.into_file().map_err(|source| EmitError::Io { path: path.to_path_buf(), source })?;
     file.sync_all().map_err(|source| EmitError::Io { path: path.to_path_buf(), source })?;
     Ok(summary)
 }
