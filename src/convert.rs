@@ -226,7 +226,9 @@ pub fn convert(
         .filter_map(|n| Finding::parse(n))
         .filter(|f| f.stats.overflow > 0)
         .collect();
-    let folded = overflowing.iter().any(|f| lowered.weight(&f.weight).is_some_and(|w| has_folded_gain(&w.recipe)));
+    let folded = overflowing
+        .iter()
+        .any(|f| lowered.weight(&f.weight).is_some_and(|w| crate::frontend::norm_fold::is_folded(&w.recipe)));
     drop(lowered);
     if !overflowing.is_empty() {
         let notes = overflowing.iter().map(Finding::note).collect();
@@ -246,11 +248,6 @@ pub fn convert(
     let emit = emit_output(&module, &weights, &emit_opts, out, &|e| progress(ConvertEvent::Emit(e)))?;
     timed("emit", t);
     Ok(ConvertReport { stages, opt: opt_report, emit, calibration, residual })
-}
-
-/// True if `r` multiplies by a vector along an axis (a folded norm gain) anywhere.
-fn has_folded_gain(r: &crate::ir::Recipe) -> bool {
-    matches!(r, crate::ir::Recipe::ScaleAlong { .. }) || r.inputs().into_iter().any(has_folded_gain)
 }
 
 /// Whether `convert` folds the norm gains into the projections: when asked to

@@ -69,6 +69,14 @@ pub fn opt(args: OptArgs) -> Result<(), CliError> {
     }
     let options = opt_options(&args, &names)?;
     let module = load_verified(&args.file)?;
+    if options.lut.ffn.is_some() && module.weights.iter().any(|w| crate::frontend::norm_fold::is_folded(&w.recipe)) {
+        eprintln!(
+            "warning: {}: the layer weights carry folded RMSNorm gains (`scale_along`); palettized, they lose \
+             accuracy on real models (docs/opt.md, \"Only for dense layers\"): lower with --keep-norm-gains \
+             before `opt --lut`, as `convert` does",
+            args.file.display()
+        );
+    }
     let dump = args.dump_after.clone();
     let (module, report) = optimize_with(&module, &names, &options, |pass, m| {
         if dump.as_deref() == Some(pass) {

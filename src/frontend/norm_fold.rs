@@ -71,3 +71,9 @@ pub fn declare_folded(weights: &mut Vec<Weight>, spec: &DecoderSpec) {
         weights.extend(new);
     }
 }
+
+/// True if `r` multiplies by a vector along an axis anywhere: a weight with a folded norm
+/// gain (the only producer of `scale_along`).
+pub fn is_folded(r: &Recipe) -> bool {
+    matches!(r, Recipe::ScaleAlong { .. }) || r.inputs().into_iter().any(is_folded)
+}

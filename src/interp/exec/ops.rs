@@ -134,8 +134,9 @@ fn recycle_all(args: Vec<Slot>, pool: &mut BufferPool) {
     }
 }
 
-/// A copy of `x` on a pooled buffer, so that `slice_update` can write into it.
-fn pooled_copy(x: &Tensor, pool: &mut BufferPool) -> Option<Tensor> {
+/// A copy of `x` on a pooled buffer (a call's inputs, and a shared `slice_update` operand
+/// that the op must write into), or `None` when `x` is not in standard layout.
+pub(super) fn pooled_copy(x: &Tensor, pool: &mut BufferPool) -> Option<Tensor> {
     match x.data() {
         Data::Float(a) => {
             let src = a.as_slice()?;

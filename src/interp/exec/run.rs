@@ -87,7 +87,7 @@ impl ExecPlan {
                 Slot::State(bindings.len() - 1)
             } else {
                 let Some(t) = inputs.get(&input.name) else { continue };
-                Slot::Tensor(Arc::new(copy_into_pool(t, pool)))
+                Slot::Tensor(Arc::new(super::ops::pooled_copy(t, pool).unwrap_or_else(|| t.clone())))
             };
             env[input.value] = Some(slot);
         }
@@ -197,17 +197,6 @@ impl ExecPlan {
 
 /// `t` copied onto a pooled buffer (the call owns its inputs, and returns their buffers to
 /// the pool at their last use); the same elements and memory layout.
-fn copy_into_pool(t: &Tensor, pool: &mut BufferPool) -> Tensor {
-    use super::super::tensor::Data;
-    match t.data() {
-        Data::Float(a) => match a.as_slice() {
-            Some(src) => pool.float_tensor(t.dtype(), a.shape(), |v| v.copy_from_slice(src)),
-            None => t.clone(),
-        },
-        Data::Int(_) => t.clone(),
-    }
-}
-
 fn observe(obs: &dyn OpObserver, module: &Module, f: &Function, node: &Node, args: &[Slot]) {
     let operands: Vec<Option<&Tensor>> = args
         .iter()
