@@ -352,11 +352,14 @@ fn cache_at_position(
     let cache = l.op(Op::ReadState, &[kv], "cache")?;
     let k_begin = l.kv_begin(0, current_pos, "k_begin")?;
     let v_begin = l.kv_begin(1, current_pos, "v_begin")?;
+    // K's slab is read back before V is written, so nothing reads the cache with only K
+    // written once V is (an evaluator can then update the cache in place, see
+    // `interp::exec`); the values are the same either way.
+    let slab = |slot: usize| Op::Slice { begin: vec![slot, 0, 0, 0], end: vec![slot + 1, d.kv_heads, len, d.head_dim] };
     let cache = l.op(Op::SliceUpdate, &[cache, k, k_begin], "cache_k")?;
+    let k_all = l.op(slab(0), &[cache], "k_all")?;
     let cache = l.op(Op::SliceUpdate, &[cache, v, v_begin], "cache_kv")?;
     l.b.effect(Op::WriteState, &[kv, cache])?;
-    let slab = |slot: usize| Op::Slice { begin: vec![slot, 0, 0, 0], end: vec![slot + 1, d.kv_heads, len, d.head_dim] };
-    let k_all = l.op(slab(0), &[cache], "k_all")?;
     let v_all = l.op(slab(1), &[cache], "v_all")?;
     let mask = if len == d.context {
         mask
