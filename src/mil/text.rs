@@ -379,12 +379,10 @@ pub fn summary_text(pkg: &PackageContents) -> String {
     let mut refs = Vec::new();
     for name in &names {
         let f = &program.functions[name];
-        let mut counts = BTreeMap::new();
         if let Some(b) = f.block_specializations.get(&f.opset) {
-            count_ops(b, &mut counts);
             blob_refs(b, &mut refs);
         }
-        let boundary = function_economy(f).1;
+        let (counts, boundary) = function_economy(f);
         let n: usize = counts.values().sum();
         let _ = writeln!(out, "  {name} <{}>: {n} ops", opset_target(&f.opset));
         let (inputs, outputs, states) = pkg.features(name);

@@ -96,7 +96,8 @@ impl DirectFile {
         let bytes = &self.storage[w..w + padded];
         let result = self.file.write_all_at(bytes, self.staged_from);
         match result {
-            Err(e) if self.direct && e.raw_os_error() == Some(libc_einval()) => {
+            // EINVAL is `InvalidInput` on every platform.
+            Err(e) if self.direct && e.kind() == io::ErrorKind::InvalidInput => {
                 // The device or file system refused a direct write: go through the cache.
                 set_direct(&self.file, false)?;
                 self.direct = false;
@@ -190,16 +191,6 @@ impl Seek for DirectFile {
         self.pos = target;
         Ok(target)
     }
-}
-
-#[cfg(target_os = "linux")]
-fn libc_einval() -> i32 {
-    libc::EINVAL
-}
-
-#[cfg(not(target_os = "linux"))]
-fn libc_einval() -> i32 {
-    22
 }
 
 /// Turns `O_DIRECT` on or off for `file`.
